@@ -1,0 +1,34 @@
+# roboflare_bridge workspace: `make demo` and `make test` do all set-up on a fresh machine.
+#   make test [DISTRO=jazzy|kilted]   set up .venv/$(DISTRO) and run every test
+#   make demo [DURATION=seconds]      set up and run the bridge against the emulator
+#   make bench                        benchmarks (not part of make test)
+DISTRO ?= jazzy
+VENV := .venv/$(DISTRO)
+PY := $(VENV)/bin/python
+DURATION ?= 0
+PYTEST_ARGS ?=
+
+# DDS stays on this machine (no multicast out of the network interface), on a domain of its
+# own per run unless the caller chose one.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 100 + 100 )))
+
+.PHONY: setup test demo bench lint clean
+setup:
+	@scripts/setup.sh $(DISTRO)
+
+test: setup
+	@echo "==> tests on ROS 2 $(DISTRO) (ROS_DOMAIN_ID=$$ROS_DOMAIN_ID)"
+	cd roboflare_bridge && ../$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m roboflare_bridge.demo --duration $(DURATION)
+
+bench: setup
+	$(PY) -m roboflare_bridge.bench.run
+
+lint: setup
+	cd roboflare_bridge && ../$(PY) -m pytest -m linter
+
+clean:
+	rm -rf .venv build

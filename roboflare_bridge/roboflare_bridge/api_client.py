@@ -1,0 +1,206 @@
+# Copyright 2026 Roboflare developers
+# Licensed under the Apache License, Version 2.0
+"""Asyncio client of the Roboflare HTTP control plane (httpx).
+
+Envelopes are unwrapped, every failure becomes one :class:`ApiError`, and requests that are
+safe to repeat (GETs, and POSTs carrying an Idempotency-Key) are retried with backoff and
+jitter on transport errors, 5xx and 429 (honouring Retry-After), within a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from urllib.parse import quote
+import uuid
+
+import httpx
+
+from .backoff import Backoff
+from .credentials import Credentials
+from .resources import (
+    ApiError, Config, CONFIG_DEPLOYMENT, Deployment, DeploymentKind, IDEMPOTENCY_HEADER,
+    MalformedResource, ORG_ID_HEADER, parse_error_envelope, Release, RELEASE_DEPLOYMENT, Robot,
+    TIMEOUT, UNAVAILABLE, unwrap_data, unwrap_items,
+)
+
+_log = logging.getLogger(__name__)
+T = TypeVar('T')
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class ApiClient:
+    """The control plane's routes as coroutines; one instance per event loop."""
+
+    def __init__(self, credentials: Credentials, request_timeout_s: float = 10.0,
+                 max_attempts: int = 4, backoff_initial_s: float = 0.2,
+                 backoff_cap_s: float = 5.0, verify_tls: bool = True,
+                 transport: Optional[httpx.AsyncBaseTransport] = None) -> None:
+        self.base_url = credentials.base_url
+        self._token = credentials.token
+        self.request_timeout_s = request_timeout_s
+        self.max_attempts = max_attempts
+        self._backoff_args = (backoff_initial_s, backoff_cap_s)
+        self.org_id = ''
+        self.requests_sent = 0
+        self.retries = 0
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, verify=verify_tls, transport=transport,
+            timeout=httpx.Timeout(request_timeout_s),
+            headers={'Authorization': f'Bearer {credentials.token.reveal()}',
+                     'Accept': 'application/json',
+                     'User-Agent': 'roboflare-bridge/0.1'})
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> 'ApiClient':
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- routes ---------------------------------------------------------------------------
+
+    async def list_robots(self) -> List[Robot]:
+        return self._items(await self._request('GET', '/api/robots'), Robot.from_json)
+
+    async def get_robot(self, robot_id: str) -> Robot:
+        return self._data(await self._request('GET', f'/api/robots/{_seg(robot_id)}'),
+                          Robot.from_json)
+
+    async def list_releases(self) -> List[Release]:
+        return self._items(await self._request('GET', '/api/releases'), Release.from_json)
+
+    async def get_release(self, release_id: str) -> Release:
+        return self._data(await self._request('GET', f'/api/releases/{_seg(release_id)}'),
+                          Release.from_json)
+
+    async def list_configs(self) -> List[Config]:
+        return self._items(await self._request('GET', '/api/configs'), Config.from_json)
+
+    async def get_config(self, config_id: str) -> Config:
+        return self._data(await self._request('GET', f'/api/configs/{_seg(config_id)}'),
+                          Config.from_json)
+
+    async def list_deployments(self, kind: DeploymentKind = RELEASE_DEPLOYMENT,
+                               robot_id: str = '', status: str = '') -> List[Deployment]:
+        params = {k: v for k, v in (('robot_id', robot_id), ('status', status)) if v}
+        body = await self._request('GET', kind.path, params=params)
+        return self._items(body, lambda obj: Deployment.from_json(obj, kind))
+
+    async def get_deployment(self, deployment_id: str,
+                             kind: DeploymentKind = RELEASE_DEPLOYMENT) -> Deployment:
+        body = await self._request('GET', f'{kind.path}/{_seg(deployment_id)}')
+        return self._data(body, lambda obj: Deployment.from_json(obj, kind))
+
+    async def create_deployment(self, subject_id: str, robot_ids: Sequence[str],
+                                kind: DeploymentKind = RELEASE_DEPLOYMENT,
+                                idempotency_key: Optional[str] = None,
+                                deadline: Optional[float] = None) -> Deployment:
+        """POST a deployment; a replay with the same key returns the same deployment."""
+        body = await self._request(
+            'POST', kind.path, json={kind.subject_field: subject_id, 'robot_ids': list(robot_ids)},
+            idempotency_key=idempotency_key or str(uuid.uuid4()), deadline=deadline)
+        return self._data(body, lambda obj: Deployment.from_json(obj, kind))
+
+    async def cancel_deployment(self, deployment_id: str,
+                                kind: DeploymentKind = RELEASE_DEPLOYMENT) -> Deployment:
+        body = await self._request('POST', f'{kind.path}/{_seg(deployment_id)}/cancel')
+        return self._data(body, lambda obj: Deployment.from_json(obj, kind))
+
+    async def list_config_deployments(self, robot_id: str = '',
+                                      status: str = '') -> List[Deployment]:
+        return await self.list_deployments(CONFIG_DEPLOYMENT, robot_id, status)
+
+    # -- mechanics ------------------------------------------------------------------------
+
+    def _items(self, body: Any, parse: Callable[[Mapping[str, Any]], T]) -> List[T]:
+        try:
+            return [parse(item) for item in unwrap_items(body)]
+        except MalformedResource as exc:
+            raise self._malformed(exc) from None
+
+    def _data(self, body: Any, parse: Callable[[Mapping[str, Any]], T]) -> T:
+        try:
+            return parse(unwrap_data(body))
+        except MalformedResource as exc:
+            raise self._malformed(exc) from None
+
+    def _malformed(self, exc: MalformedResource) -> ApiError:
+        return ApiError('internal_server_error', f'malformed response: {exc}', 200, self.org_id)
+
+    async def _request(self, method: str, path: str, *, params: Optional[Dict[str, str]] = None,
+                       json: Any = None, idempotency_key: Optional[str] = None,
+                       deadline: Optional[float] = None) -> Any:
+        """Send one logical request, retrying it when that is safe; return the parsed body."""
+        deadline = deadline or time.monotonic() + self.request_timeout_s
+        retry_safe = method == 'GET' or idempotency_key is not None
+        headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None
+        backoff = Backoff(*self._backoff_args)
+        attempt = 0
+        while True:
+            attempt += 1
+            error = await self._attempt(method, path, params, json, headers, deadline)
+            if isinstance(error, tuple):
+                return error[1]
+            remaining = deadline - time.monotonic()
+            retryable = (error.status in RETRYABLE_STATUSES
+                         or error.code in (TIMEOUT, UNAVAILABLE))
+            if not (retry_safe and retryable) or attempt >= self.max_attempts:
+                raise error
+            delay = error.retry_after if error.retry_after is not None else backoff.next_delay()
+            if delay >= remaining:
+                raise error
+            self.retries += 1
+            _log.debug('%s %s: %s; retry %d in %.2fs', method, path, error, attempt, delay)
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, method: str, path: str, params: Optional[Dict[str, str]],
+                       json: Any, headers: Optional[Dict[str, str]],
+                       deadline: float) -> 'ApiError | Tuple[int, Any]':
+        """Return (status, body) on success, or the ApiError this attempt ended with."""
+        timeout = max(0.001, min(self.request_timeout_s, deadline - time.monotonic()))
+        self.requests_sent += 1
+        try:
+            response = await self._http.request(method, path, params=params, json=json,
+                                                headers=headers, timeout=timeout)
+        except httpx.TimeoutException:
+            return ApiError(TIMEOUT, f'{method} {path}: no answer within {timeout:.1f}s',
+                            0, self.org_id)
+        except httpx.TransportError as exc:
+            # httpx transport errors never carry request headers, but scrub anyway.
+            reason = self._token.scrub(str(exc)) or type(exc).__name__
+            return ApiError(UNAVAILABLE, f'{method} {path}: {reason}', 0, self.org_id)
+        self.org_id = response.headers.get(ORG_ID_HEADER, self.org_id)
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = None
+        if response.is_success:
+            if body is None:
+                return ApiError('internal_server_error',
+                                f'{method} {path}: response is not JSON',
+                                response.status_code, self.org_id)
+            return (response.status_code, body)
+        code, message = parse_error_envelope(response.status_code, body)
+        return ApiError(code, self._token.scrub(message), response.status_code, self.org_id,
+                        retry_after=_retry_after(response))
+
+
+def _retry_after(response: httpx.Response) -> Optional[float]:
+    value = response.headers.get('Retry-After')
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # HTTP-date form: fall back on our own backoff
+
+
+def _seg(value: str) -> str:
+    """Quote an id as one path segment so no id can change the route."""
+    return quote(value, safe='')

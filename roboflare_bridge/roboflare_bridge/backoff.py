@@ -1,0 +1,41 @@
+# Copyright 2026 Roboflare developers
+# Licensed under the Apache License, Version 2.0
+"""Exponential backoff with full jitter, shared by HTTP retries and stream reconnects."""
+
+from __future__ import annotations
+
+import random
+from typing import Optional
+
+
+class Backoff:
+    """Delays that double from ``initial`` up to ``cap``, each drawn uniformly below the bound.
+
+    Full jitter spreads the reconnects of a fleet of bridges after an outage instead of
+    having them all knock at the same instant.
+    """
+
+    def __init__(self, initial: float = 0.25, cap: float = 30.0, factor: float = 2.0,
+                 rng: Optional[random.Random] = None) -> None:
+        if not 0 < initial <= cap or factor < 1:
+            raise ValueError('backoff needs 0 < initial <= cap and factor >= 1')
+        self.initial = initial
+        self.cap = cap
+        self.factor = factor
+        self.attempts = 0
+        self._rng = rng or random.Random()
+
+    def bound(self) -> float:
+        """Return the upper bound of the next delay."""
+        return min(self.cap, self.initial * self.factor ** self.attempts)
+
+    def next_delay(self) -> float:
+        """Return the next delay and count the attempt."""
+        bound = self.bound()
+        self.attempts += 1
+        # Never below a tenth of the bound: a zero delay would be a tight loop.
+        return self._rng.uniform(bound / 10, bound)
+
+    def reset(self) -> None:
+        """Start again from ``initial`` (after a healthy period)."""
+        self.attempts = 0

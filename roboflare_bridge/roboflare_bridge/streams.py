@@ -1,0 +1,210 @@
+# Copyright 2026 Roboflare developers
+# Licensed under the Apache License, Version 2.0
+"""Reconnecting client of a robot's WebSocket stream (logs/ws, camera/ws, ros/topics/echo).
+
+One :class:`StreamClient` per robot and stream: it connects with ``?token=``, hands every
+frame to a callback, reconnects with capped backoff and jitter (reset after a healthy
+period), detects half-open links with pings, stops retrying on a 401 handshake, and keeps
+counters for diagnostics. Works with websockets >= 13 (``websockets.asyncio``) and with the
+legacy API of websockets 10.4 to 12 (Ubuntu 24.04 ships 10.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+import logging
+import time
+from typing import Any, Awaitable, Callable, Optional, Union
+from urllib.parse import urlsplit, urlunsplit
+
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from .backoff import Backoff
+from .credentials import Token
+from .frames import stream_path
+
+try:  # websockets >= 13
+    from websockets.asyncio.client import connect as _ws_connect
+except ImportError:  # websockets 10.4 - 12: the legacy client has the same coroutine API
+    from websockets.client import connect as _ws_connect  # type: ignore[no-redef]
+
+_log = logging.getLogger(__name__)
+
+Frame = Union[str, bytes]
+
+
+@dataclass
+class StreamStats:
+    """Counters of one stream, read by diagnostics."""
+
+    connected: bool = False
+    connects: int = 0
+    reconnects: int = 0
+    frames_in: int = 0
+    frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    errors: int = 0
+    drops: int = 0
+    unauthorized: bool = False
+    last_error: str = ''
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _ScrubToken(logging.Filter):
+    """Keep the token out of websockets' own log lines (its DEBUG lines show the request)."""
+
+    def __init__(self, token: Token) -> None:
+        super().__init__()
+        self._token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = self._token.scrub(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
+def handshake_status(exc: BaseException) -> Optional[int]:
+    """Return the HTTP status of a refused handshake, for both websockets APIs."""
+    status = getattr(exc, 'status_code', None)  # legacy InvalidStatusCode
+    if status is None:
+        response = getattr(exc, 'response', None)  # InvalidStatus (websockets >= 13)
+        status = getattr(response, 'status_code', None)
+    return status if isinstance(status, int) else None
+
+
+def websocket_url(base_url: str, robot_id: str, stream: str) -> str:
+    """Return the stream's URL without the token (https -> wss, http -> ws)."""
+    parts = urlsplit(base_url)
+    scheme = {'https': 'wss', 'http': 'ws'}.get(parts.scheme, parts.scheme)
+    path = parts.path.rstrip('/') + stream_path(robot_id, stream)
+    return urlunsplit((scheme, parts.netloc, path, '', ''))
+
+
+class StreamClient:
+    """One robot's stream, kept connected until :meth:`stop`."""
+
+    def __init__(self, base_url: str, robot_id: str, stream: str, token: Token, *,
+                 on_frame: Callable[[Frame], None],
+                 on_connect: Optional[Callable[['StreamClient'], Awaitable[None]]] = None,
+                 on_disconnect: Optional[Callable[['StreamClient'], None]] = None,
+                 max_frame_bytes: int = 16 << 20, compression: bool = True,
+                 backoff: Optional[Backoff] = None, healthy_after_s: float = 10.0,
+                 open_timeout_s: float = 10.0, ping_interval_s: float = 10.0,
+                 ping_timeout_s: float = 10.0) -> None:
+        self.robot_id = robot_id
+        self.stream = stream
+        self.url = websocket_url(base_url, robot_id, stream)  # safe to log: no token
+        self.stats = StreamStats()
+        self._token = token
+        self._on_frame = on_frame
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._backoff = backoff or Backoff(initial=0.5, cap=30.0)
+        self._healthy_after_s = healthy_after_s
+        self._ws_logger = logging.getLogger(f'{__name__}.ws')
+        self._ws_logger.addFilter(_ScrubToken(token))
+        self._connect_kwargs = dict(
+            open_timeout=open_timeout_s, ping_interval=ping_interval_s,
+            ping_timeout=ping_timeout_s, close_timeout=2, max_size=max_frame_bytes,
+            compression='deflate' if compression else None, logger=self._ws_logger)
+        self._ws: Any = None
+        self._stopping = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    @property
+    def name(self) -> str:
+        return f'{self.robot_id}/{self.stream}'
+
+    async def run(self) -> None:
+        """Connect and receive until stopped, or until the server refuses the token."""
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except InvalidHandshake as exc:
+                status = handshake_status(exc)
+                if status in (401, 403):
+                    self.stats.unauthorized = True
+                    self._record_error(f'handshake refused with HTTP {status}: token rejected; '
+                                       'not retrying')
+                    _log.error('%s: %s', self.url, self.stats.last_error)
+                    return
+                self._record_error(f'handshake failed: {self._token.scrub(str(exc))}')
+            except (OSError, ConnectionClosed, asyncio.TimeoutError) as exc:
+                self._record_error(f'{type(exc).__name__}: {self._token.scrub(str(exc))}')
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - started >= self._healthy_after_s:
+                self._backoff.reset()
+            delay = self._backoff.next_delay()
+            _log.info('%s: reconnecting in %.1fs (%s)', self.url, delay, self.stats.last_error)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _session(self) -> None:
+        uri = f'{self.url}?token={self._token.reveal()}'
+        async with _ws_connect(uri, **self._connect_kwargs) as ws:
+            self._ws = ws
+            self.stats.connects += 1
+            self.stats.reconnects = self.stats.connects - 1
+            self.stats.connected = True
+            self.connected.set()
+            _log.info('%s: connected', self.url)
+            try:
+                if self._on_connect is not None:
+                    await self._on_connect(self)
+                async for frame in ws:
+                    self.stats.frames_in += 1
+                    self.stats.bytes_in += len(frame)
+                    try:
+                        self._on_frame(frame)
+                    except Exception as exc:  # noqa: BLE001 - a bad frame must not end the stream
+                        self.stats.drops += 1
+                        self._record_error(f'frame handler: {type(exc).__name__}: {exc}')
+                        _log.exception('%s: frame handler failed', self.url)
+            finally:
+                self._ws = None
+                self.stats.connected = False
+                self.connected.clear()
+                if self._on_disconnect is not None:
+                    self._on_disconnect(self)
+        if not self._stopping.is_set():
+            code = getattr(ws, 'close_code', None)
+            self._record_error(f'closed by server (code {code})')
+
+    async def send(self, frame: Frame) -> bool:
+        """Send a frame if connected; return False if it could not be sent."""
+        ws = self._ws
+        if ws is None:
+            return False
+        try:
+            await ws.send(frame)
+        except ConnectionClosed:
+            return False
+        self.stats.frames_out += 1
+        self.stats.bytes_out += len(frame)
+        return True
+
+    async def stop(self) -> None:
+        """Stop reconnecting and close the connection cleanly."""
+        self._stopping.set()
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+
+    def _record_error(self, message: str) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = self._token.scrub(message)[:300]
+
+
+__all__ = ['StreamClient', 'StreamStats', 'websocket_url', 'handshake_status']

@@ -1,0 +1,30 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'roboflare_bridge'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml', 'README.md']),
+        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
+        ('share/' + package_name + '/config', glob('config/*')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='Roboflare developers',
+    maintainer_email='dev@roboflare.com',
+    description='ROS 2 bridge for the Roboflare robot-fleet control plane.',
+    license='Apache-2.0',
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+            'bridge = roboflare_bridge.bridge_node:main',
+            'emulator = roboflare_bridge.emulator.__main__:main',
+        ],
+    },
+)
