@@ -1,5 +1,16 @@
 # Copyright 2026 Roboflare developers
-# Licensed under the Apache License, Version 2.0
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """Exponential backoff with full jitter, shared by HTTP retries and stream reconnects."""
 
 from __future__ import annotations
@@ -9,7 +20,8 @@ from typing import Optional
 
 
 class Backoff:
-    """Delays that double from ``initial`` up to ``cap``, each drawn uniformly below the bound.
+    """
+    Delays that double from ``initial`` up to ``cap``, each drawn uniformly below the bound.
 
     Full jitter spreads the reconnects of a fleet of bridges after an outage instead of
     having them all knock at the same instant.

@@ -1,6 +1,18 @@
 # Copyright 2026 Roboflare developers
-# Licensed under the Apache License, Version 2.0
-"""WebSocket stream frames: every [assumed] stream shape of roboflare-contract.md section 2.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+WebSocket stream frames: every [assumed] stream shape of roboflare-contract.md section 2.
 
 Pure functions, no transport. Parsers raise :class:`FrameError` with a precise reason, so a
 bad frame is dropped alone and counted while the stream goes on.
@@ -95,7 +107,8 @@ def parse_log_record(obj: Mapping[str, Any]) -> LogRecord:
 
 def encode_batch(batch_id: str, records_json: Sequence[str]) -> str:
     """Return a batch frame from records already serialised as JSON objects."""
-    return f'{{"type":"batch","id":{jsonutil.dumps(batch_id)},"records":[{",".join(records_json)}]}}'
+    records = ','.join(records_json)
+    return f'{{"type":"batch","id":{jsonutil.dumps(batch_id)},"records":[{records}]}}'
 
 
 @dataclass(frozen=True)
@@ -159,7 +172,7 @@ LIST_TOPICS_OP = '{"op":"list_topics"}'
 @dataclass(frozen=True)
 class EchoMessage:
     topic: str
-    type: str
+    type: str  # noqa: A003 - the contract's field name
     msg: Dict[str, Any]
 
 

@@ -1,6 +1,18 @@
 # Copyright 2026 Roboflare developers
-# Licensed under the Apache License, Version 2.0
-"""The control plane's HTTP resources and error codes: every [assumed] HTTP shape lives here.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+The control plane's HTTP resources and error codes: every [assumed] HTTP shape lives here.
 
 Aligning the bridge with the live ``/openapi.json`` is a change to this module only
 (roboflare-contract.md, section 1).
@@ -73,7 +85,7 @@ def format_time(sec: float) -> str:
 
 @dataclass(frozen=True)
 class Robot:
-    id: str
+    id: str  # noqa: A003 - the contract's field name
     name: str
     status: str
     last_seen_at: Tuple[int, int]
@@ -87,7 +99,7 @@ class Robot:
 
 @dataclass(frozen=True)
 class Release:
-    id: str
+    id: str  # noqa: A003 - the contract's field name
     name: str
     version: str
     created_at: Tuple[int, int]
@@ -101,7 +113,7 @@ class Release:
 
 @dataclass(frozen=True)
 class Config:
-    id: str
+    id: str  # noqa: A003 - the contract's field name
     name: str
     version: str
     content: str
@@ -147,7 +159,7 @@ class Deployment:
     """A deployment or config deployment; ``subject_id`` is its release_id or config_id."""
 
     kind: DeploymentKind
-    id: str
+    id: str  # noqa: A003 - the contract's field name
     subject_id: str
     robot_ids: Tuple[str, ...]
     status: str
@@ -181,7 +193,8 @@ class Deployment:
 
 @dataclass
 class ApiError(Exception):
-    """Every failure of a control-plane call: an API error envelope or a transport failure.
+    """
+    Every failure of a control-plane call: an API error envelope or a transport failure.
 
     ``code`` is one of the API's codes, or ``timeout`` / ``unavailable``; ``status`` is the
     HTTP status (0 when no response arrived). The message never contains the token.

@@ -1,6 +1,18 @@
 # Copyright 2026 Roboflare developers
-# Licensed under the Apache License, Version 2.0
-"""Reconnecting client of a robot's WebSocket stream (logs/ws, camera/ws, ros/topics/echo).
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+Reconnecting client of a robot's WebSocket stream (logs/ws, camera/ws, ros/topics/echo).
 
 One :class:`StreamClient` per robot and stream: it connects with ``?token=``, hands every
 frame to a callback, reconnects with capped backoff and jitter (reset after a healthy
@@ -15,7 +27,7 @@ import asyncio
 from dataclasses import asdict, dataclass
 import logging
 import time
-from typing import Any, Awaitable, Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -61,7 +73,7 @@ class _ScrubToken(logging.Filter):
         super().__init__()
         self._token = token
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003 - logging's API
         message = record.getMessage()
         scrubbed = self._token.scrub(message)
         if scrubbed != message:
@@ -109,10 +121,10 @@ class StreamClient:
         self._healthy_after_s = healthy_after_s
         self._ws_logger = logging.getLogger(f'{__name__}.ws')
         self._ws_logger.addFilter(_ScrubToken(token))
-        self._connect_kwargs = dict(
-            open_timeout=open_timeout_s, ping_interval=ping_interval_s,
-            ping_timeout=ping_timeout_s, close_timeout=2, max_size=max_frame_bytes,
-            compression='deflate' if compression else None, logger=self._ws_logger)
+        self._connect_kwargs: Dict[str, Any] = {
+            'open_timeout': open_timeout_s, 'ping_interval': ping_interval_s,
+            'ping_timeout': ping_timeout_s, 'close_timeout': 2, 'max_size': max_frame_bytes,
+            'compression': 'deflate' if compression else None, 'logger': self._ws_logger}
         self._ws: Any = None
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()

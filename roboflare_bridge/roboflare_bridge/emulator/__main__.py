@@ -1,6 +1,18 @@
 # Copyright 2026 Roboflare developers
-# Licensed under the Apache License, Version 2.0
-"""``emulator``: run the Roboflare emulator on its own.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+``emulator``: run the Roboflare emulator on its own.
 
 Its first line on stdout is ``listening on http://H:P``; without ``--token`` the second line
 is the generated ``rf_org_`` token. Outside tools rely on both.
@@ -15,8 +27,8 @@ import signal
 import sys
 from typing import List, Optional, Tuple
 
-from ..credentials import TOKEN_PATTERN
 from .server import Emulator, EmulatorConfig
+from ..credentials import TOKEN_PATTERN
 
 
 def _size(text: str) -> Tuple[int, int]:

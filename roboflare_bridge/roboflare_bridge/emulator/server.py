@@ -1,6 +1,18 @@
 # Copyright 2026 Roboflare developers
-# Licensed under the Apache License, Version 2.0
-"""The emulator's HTTP and WebSocket server (aiohttp), with fault knobs for tests.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+The emulator's HTTP and WebSocket server (aiohttp), with fault knobs for tests.
 
 Everything under ``/api`` and the streams follow roboflare-contract.md. ``/_emulator/*`` is
 the emulator's own control surface (faults, injected frames, stored uploads, outages); the
@@ -19,15 +31,15 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple
 
 from aiohttp import web, WSMsgType
 
+from .openapi import openapi_document
+from .sim import CameraFeed, SimRobot, TOPICS, TOPICS_BY_NAME
+from .world import World, WorldError
 from .. import jsonutil
 from ..frames import CAMERA_STREAM, ECHO_STREAM, LOGS_STREAM, SHELL_STREAM
 from ..resources import (
     CONFIG_DEPLOYMENT, DeploymentKind, error_code_for_status, IDEMPOTENCY_HEADER,
     ORG_ID_HEADER, RELEASE_DEPLOYMENT,
 )
-from .openapi import openapi_document
-from .sim import CameraFeed, SimRobot, TOPICS, TOPICS_BY_NAME
-from .world import World, WorldError
 
 _log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -1,6 +1,18 @@
 # Copyright 2026 Roboflare developers
-# Licensed under the Apache License, Version 2.0
-"""A simulated robot: its topics as rosbridge-style JSON, its camera, its log lines.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+A simulated robot: its topics as rosbridge-style JSON, its camera, its log lines.
 
 Each robot drives a circle in a 10 m x 10 m room; odometry, IMU, laser scan, TF and camera
 are consistent with that motion, so rviz shows something plausible.
@@ -54,7 +66,7 @@ class TopicSpec:
     """A simulated topic: its type, its rate, and how to build a message at a time."""
 
     name: str
-    type: str
+    type: str  # noqa: A003 - the contract's field name
     rate_hz: float
     latched: bool = False
 

@@ -1,6 +1,18 @@
 # Copyright 2026 Roboflare developers
-# Licensed under the Apache License, Version 2.0
-"""The emulated organisation: robots, releases, configs, deployments and stored logs.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+The emulated organisation: robots, releases, configs, deployments and stored logs.
 
 No transport here: the server turns HTTP requests into calls on :class:`World` and
 :class:`WorldError` into the API's error envelope.
@@ -11,13 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import random
 import time
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Set, Tuple
 
+from .sim import SimRobot
 from ..frames import FrameError, LogRecord, MAX_BATCH_RECORDS, parse_log_record
 from ..resources import (
     CONFIG_DEPLOYMENT, DeploymentKind, format_time, RELEASE_DEPLOYMENT, TERMINAL_STATUSES,
 )
-from .sim import SimRobot
 
 
 class WorldError(Exception):
@@ -33,7 +45,7 @@ class DeploymentRecord:
     """A deployment as the emulator tracks it; ``plan`` says which robots will fail."""
 
     kind: DeploymentKind
-    id: str
+    id: str  # noqa: A003 - the contract's field name
     subject_id: str
     robot_ids: List[str]
     created: float
@@ -154,8 +166,8 @@ class World:
         record = DeploymentRecord(
             kind=kind, id=f'{prefix}_{self._next_id:06d}', subject_id=subject_id,
             robot_ids=robot_ids, created=now, updated=now, failing=failing,
-            robot_progress={r: 0.0 for r in robot_ids},
-            robot_status={r: 'pending' for r in robot_ids})
+            robot_progress=dict.fromkeys(robot_ids, 0.0),
+            robot_status=dict.fromkeys(robot_ids, 'pending'))
         self._next_id += 1
         self.deployments[record.id] = record
         return record

@@ -1,0 +1,40 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Test-wide set-up: DDS stays on loopback on a domain of its own; shared fixtures."""
+
+import os
+
+# Before rclpy is imported anywhere: keep discovery on this machine (toolchain.md).
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 100 + 100))
+
+import pytest  # noqa: E402
+
+from support import EmulatorThread, RosHarness  # noqa: E402
+
+
+@pytest.fixture
+def emulator():
+    """Start a fresh emulator with two robots on a free port, in its own event-loop thread."""
+    emu = EmulatorThread(robots=2)
+    yield emu
+    emu.close()
+
+
+@pytest.fixture(scope='session')
+def ros():
+    """Provide an rclpy node spun by its own executor thread, for clients and subscribers."""
+    harness = RosHarness()
+    yield harness
+    harness.close()

@@ -1,0 +1,140 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Helpers for tests: a threaded emulator, an rclpy harness, and a bridge process."""
+
+import asyncio
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any, Callable, Dict, List, Optional
+
+import httpx
+
+from roboflare_bridge.emulator import Emulator, EmulatorConfig
+
+
+class EmulatorThread:
+    """The emulator on a real loopback port, served by an event loop in its own thread."""
+
+    def __init__(self, **config: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
+                                        name='emulator')
+        self._thread.start()
+
+        async def create() -> Emulator:
+            emu = Emulator(EmulatorConfig(**config))
+            await emu.start()
+            return emu
+        self.emulator: Emulator = self.call(create)
+        self.url = self.emulator.url
+        self.token = self.emulator.token
+
+    @property
+    def world(self):
+        return self.emulator.world
+
+    @property
+    def faults(self):
+        return self.emulator.faults
+
+    def call(self, coroutine_fn: Callable[..., Any], *args: Any, timeout: float = 30) -> Any:
+        """Run a coroutine function on the emulator's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine_fn(*args), self.loop).result(timeout)
+
+    def control(self, method: str, path: str, json: Any = None) -> Any:
+        """Call the emulator's /_emulator control surface over HTTP."""
+        response = httpx.request(method, self.url + path, json=json, timeout=10,
+                                 headers={'Authorization': f'Bearer {self.token}'})
+        response.raise_for_status()
+        return response.json()
+
+    def close(self) -> None:
+        self.call(self.emulator.stop)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+
+def wait_future(future: Any, timeout: float) -> Any:
+    """Wait for an rclpy Future completed by the harness's executor thread."""
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    if not done.wait(timeout):
+        raise TimeoutError(f'no result within {timeout}s')
+    return future.result()
+
+
+class RosHarness:
+    """A test-side rclpy node spun by a SingleThreadedExecutor in a background thread."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('roboflare_test_client', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True, name='rclpy')
+        self._thread.start()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+        self._thread.join(5)
+
+
+def ros_subprocess_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """Return the environment for a child ROS process: same loopback-only DDS domain."""
+    env = dict(os.environ)
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env['PYTHONUNBUFFERED'] = '1'
+    env.update(extra or {})
+    return env
+
+
+def start_python(script: Path, *args: str, env: Optional[Dict[str, str]] = None,
+                 log_path: Optional[Path] = None) -> subprocess.Popen:
+    """Start a Python script of the venv as a separate process."""
+    out = open(log_path, 'wb') if log_path else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, str(script), *args], env=ros_subprocess_env(env),
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 5) -> int:
+    """Stop a child process, escalating to SIGKILL; return its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    return proc.returncode
+
+
+def executable(name: str) -> str:
+    """Return the path of a console script installed in the running venv."""
+    path = Path(sys.executable).parent / name
+    return str(path) if path.exists() else (shutil.which(name) or name)
+
+
+__all__: List[str] = ['EmulatorThread', 'RosHarness', 'wait_future', 'start_python',
+                      'stop_process', 'executable', 'ros_subprocess_env']
