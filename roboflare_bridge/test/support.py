@@ -136,5 +136,15 @@ def executable(name: str) -> str:
     return str(path) if path.exists() else (shutil.which(name) or name)
 
 
-__all__: List[str] = ['EmulatorThread', 'RosHarness', 'wait_future', 'start_python',
-                      'stop_process', 'executable', 'ros_subprocess_env']
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str = '') -> None:
+    """Wait for a condition another thread or process makes true, with a deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError(f'timed out after {timeout}s waiting for {what or predicate}')
+        await asyncio.sleep(0.02)
+
+
+__all__: List[str] = ['EmulatorThread', 'RosHarness', 'wait_future', 'wait_until',
+                      'start_python', 'stop_process', 'executable', 'ros_subprocess_env']

@@ -75,7 +75,7 @@ class EmulatorConfig:
     org_id: str = 'org_emulated'
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: connections live in a set
 class _Connection:
     robot_id: str
     stream: str
@@ -108,6 +108,7 @@ class Emulator:
         self.tokens: Set[str] = set(self.config.tokens)
         self.world = World(self.config.robots, self.config.seed, self.config.org_id)
         self.faults = Faults()
+        self._fault_names = {f.name for f in fields(Faults)}
         self.port = self.config.port
         self.connections: Set[_Connection] = set()
         self.handshakes = 0
@@ -152,6 +153,27 @@ class Emulator:
         await self.stop(abort=True)
         await asyncio.sleep(seconds)
         await self.start()
+
+    def apply_faults(self, changes: Dict[str, Any]) -> Faults:
+        """Change fault knobs by name; raise WorldError for an unknown knob."""
+        for name, value in changes.items():
+            if name not in self._fault_names:
+                raise WorldError(400, 'bad_request', f'unknown fault {name!r}')
+            setattr(self.faults, name, type(getattr(self.faults, name))(value))
+        if 'stall_streams' in changes:
+            for conn in self.connections:
+                self._apply_stall(conn)
+        return self.faults
+
+    def _apply_stall(self, conn: _Connection) -> None:
+        # Not reading the socket means not answering pings: a half-open link to the client.
+        transport = conn.request.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.faults.stall_streams:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     async def drop_streams(self, abort: bool = True) -> int:
         connections = list(self.connections)
@@ -349,6 +371,7 @@ class Emulator:
             await ws.prepare(request)
             conn = _Connection(robot.id, stream, ws, request)
             self.connections.add(conn)
+            self._apply_stall(conn)
             try:
                 await handler(conn, robot)
             except (ConnectionError, asyncio.CancelledError, RuntimeError):
@@ -384,8 +407,6 @@ class Emulator:
     async def _read_loop(self, conn: _Connection,
                          on_text: Callable[[str], Awaitable[None]]) -> None:
         while True:
-            if self.faults.stall_streams:
-                await self._stalled()  # not reading = not answering pings: half-open
             msg = await conn.ws.receive()
             if msg.type == WSMsgType.TEXT:
                 await on_text(msg.data)
@@ -517,13 +538,7 @@ class Emulator:
         body = await self._json_body(request)
         if not isinstance(body, dict):
             raise WorldError(400, 'bad_request', 'body must be an object')
-        known = {f.name: f.type for f in fields(Faults)}
-        for name, value in body.items():
-            if name not in known:
-                raise WorldError(400, 'bad_request', f'unknown fault {name!r}')
-            current = getattr(self.faults, name)
-            setattr(self.faults, name, type(current)(value))
-        return _json(asdict(self.faults))
+        return _json(asdict(self.apply_faults(body)))
 
     async def _set_timing(self, request: web.Request) -> web.Response:
         body = await self._json_body(request) or {}

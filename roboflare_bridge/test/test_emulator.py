@@ -1,0 +1,249 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The emulator: its command line, its OpenAPI document, its streams and fault knobs."""
+
+import asyncio
+import json
+import re
+import subprocess
+import uuid
+
+import httpx
+import numpy as np
+import pytest
+from roboflare_bridge.frames import (
+    EchoMessage, EchoStatus, EchoTopics, parse_batch_reply, parse_echo_frame, parse_log_record,
+)
+from roboflare_bridge.streams import _ws_connect, handshake_status
+from support import executable, stop_process
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+REQUIRED_TOPICS = {'/odom': 'nav_msgs/msg/Odometry', '/scan': 'sensor_msgs/msg/LaserScan',
+                   '/imu': 'sensor_msgs/msg/Imu', '/chatter': 'std_msgs/msg/String',
+                   '/tf': 'tf2_msgs/msg/TFMessage', '/tf_static': 'tf2_msgs/msg/TFMessage'}
+
+
+def ws_url(emulator, stream, robot='rbt_0001', token=None):
+    base = emulator.url.replace('http://', 'ws://')
+    return f'{base}/api/robots/{robot}/{stream}?token={token or emulator.token}'
+
+
+async def recv_json(ws, timeout=5.0):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+def start_cli(*args):
+    proc = subprocess.Popen([executable('emulator'), '--port', '0', *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline().strip()
+    match = re.fullmatch(r'listening on (http://127\.0\.0\.1:(\d+))', first)
+    assert match, f'unexpected first line {first!r}: {proc.stderr.read() if proc.poll() else ""}'
+    return proc, match.group(1)
+
+
+def test_cli_prints_url_then_generated_token_and_stops_on_sigint():
+    proc, url = start_cli('--robots', '3', '--camera-size', '64x48')
+    try:
+        token = proc.stdout.readline().strip()
+        assert re.fullmatch(r'rf_org_[0-9a-f]+', token)
+        response = httpx.get(url + '/api/robots', headers={'Authorization': f'Bearer {token}'})
+        assert response.status_code == 200 and len(response.json()['items']) == 3
+        assert response.headers['X-Roboflare-Org-Id']
+    finally:
+        assert stop_process(proc) == 0
+
+
+def test_cli_accepts_only_the_given_tokens():
+    tokens = ['rf_org_' + '1' * 32, 'rf_user_' + '2' * 32]
+    proc, url = start_cli('--token', tokens[0], '--token', tokens[1])
+    try:
+        for token in tokens:
+            assert httpx.get(url + '/api/releases',
+                             headers={'Authorization': f'Bearer {token}'}).status_code == 200
+        wrong = httpx.get(url + '/api/releases',
+                          headers={'Authorization': 'Bearer rf_org_' + '3' * 32})
+        assert wrong.status_code == 401
+        assert wrong.json() == {'error': {'code': 'unauthorized',
+                                          'message': 'missing or invalid bearer token'}}
+    finally:
+        stop_process(proc)
+    assert proc.stdout.read() == ''  # no token line when tokens were given
+
+
+def test_cli_refuses_bad_arguments():
+    result = subprocess.run([executable('emulator'), '--camera-size', 'big'],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and 'WxH' in result.stderr
+
+
+def test_openapi_describes_every_contract_route_without_auth(emulator):
+    doc = httpx.get(emulator.url + '/openapi.json').json()
+    routes = {(method, path) for path, ops in doc['paths'].items() for method in ops}
+    for kind in ('/api/deployments', '/api/configs/deployments'):
+        assert {('get', kind), ('post', kind), ('get', kind + '/{id}'),
+                ('post', kind + '/{id}/cancel')} <= routes
+    assert {('get', '/api/robots'), ('get', '/api/robots/{id}'), ('get', '/api/releases'),
+            ('get', '/api/releases/{id}'), ('get', '/api/configs'),
+            ('get', '/api/configs/{id}')} <= routes
+    post = doc['paths']['/api/deployments']['post']
+    assert any(p['name'] == 'Idempotency-Key' and p['required'] for p in post['parameters'])
+    assert httpx.get(emulator.url + '/docs').status_code == 200
+
+
+def test_idempotent_replay_returns_original_status_and_body_even_for_errors(emulator):
+    headers = {'Authorization': f'Bearer {emulator.token}', 'Idempotency-Key': 'k-404'}
+    body = {'release_id': 'rel_missing', 'robot_ids': ['rbt_0001']}
+    first = httpx.post(emulator.url + '/api/deployments', json=body, headers=headers)
+    emulator.world.releases.append({'id': 'rel_missing', 'name': 'n', 'version': '1'})
+    replay = httpx.post(emulator.url + '/api/deployments', json=body, headers=headers)
+    assert first.status_code == replay.status_code == 404
+    assert first.json() == replay.json() and not emulator.world.deployments
+
+
+def test_rejects_bodies_and_unknown_routes_with_envelopes(emulator):
+    headers = {'Authorization': f'Bearer {emulator.token}', 'Idempotency-Key': 'k'}
+    bad_json = httpx.post(emulator.url + '/api/deployments', content=b'{nope', headers=headers)
+    assert (bad_json.status_code, bad_json.json()['error']['code']) == (400, 'bad_request')
+    too_big = httpx.post(emulator.url + '/api/configs/deployments', content=b'x' * (2 << 20),
+                         headers={**headers, 'Idempotency-Key': 'k2'})
+    assert (too_big.status_code, too_big.json()['error']['code']) == (413, 'http_error')
+    missing = httpx.get(emulator.url + '/api/nothing', headers=headers)
+    assert (missing.status_code, missing.json()['error']['code']) == (404, 'not_found')
+
+
+def test_echo_lists_subscribes_throttles_and_unsubscribes(emulator):
+    async def scenario():
+        async with _ws_connect(ws_url(emulator, 'ros/topics/echo')) as ws:
+            await ws.send('{"op": "list_topics"}')
+            topics = parse_echo_frame(await ws.recv())
+            assert isinstance(topics, EchoTopics)
+            listed = {t['topic']: t['type'] for t in topics.topics}
+            assert REQUIRED_TOPICS.items() <= listed.items()
+
+            await ws.send('{"op": "subscribe", "topic": "/imu", "throttle_ms": 300}')
+            stamps = []
+            while len(stamps) < 3:
+                frame = parse_echo_frame(await ws.recv())
+                assert isinstance(frame, EchoMessage) and frame.type == 'sensor_msgs/msg/Imu'
+                stamp = frame.msg['header']['stamp']
+                stamps.append(stamp['sec'] + stamp['nanosec'] * 1e-9)
+            assert min(np.diff(stamps)) >= 0.29  # /imu is 50 Hz unthrottled
+
+            await ws.send('{"op": "unsubscribe", "topic": "/imu"}')
+            await ws.send('{"op": "list_topics"}')
+            while not isinstance(parse_echo_frame(await ws.recv()), EchoTopics):
+                pass
+            await ws.send('{"op": "subscribe", "topic": "/odom"}')
+            for _ in range(5):
+                frame = parse_echo_frame(await ws.recv())
+                assert frame.topic == '/odom', 'an unsubscribed topic kept flowing'
+
+            await ws.send('{"op": "subscribe", "topic": "/nope"}')
+            while not isinstance(frame := parse_echo_frame(await ws.recv()), EchoStatus):
+                pass
+            assert frame.level == 'error' and frame.topic == '/nope'
+    asyncio.run(scenario())
+
+
+def test_echo_messages_are_plausible_and_tf_static_is_sent_once(emulator):
+    async def scenario():
+        async with _ws_connect(ws_url(emulator, 'ros/topics/echo')) as ws:
+            await ws.send('{"op": "subscribe", "topic": "/tf_static"}')
+            await ws.send('{"op": "subscribe", "topic": "/scan"}')
+            static, scans = [], []
+            while len(scans) < 3:
+                frame = parse_echo_frame(await ws.recv())
+                (static if frame.topic == '/tf_static' else scans).append(frame.msg)
+            assert len(static) == 1
+            children = {t['child_frame_id'] for t in static[0]['transforms']}
+            assert {'laser', 'camera_link', 'camera_optical_frame'} <= children
+            ranges = [r for r in scans[0]['ranges'] if r is not None]
+            assert len(scans[0]['ranges']) == 360 and 0 < min(ranges) and max(ranges) < 12
+    asyncio.run(scenario())
+
+
+def test_camera_sends_real_jpegs_of_the_configured_size():
+    import simplejpeg
+    from support import EmulatorThread
+    emu = EmulatorThread(robots=1, camera_size=(96, 64), camera_fps=50)
+
+    async def scenario():
+        async with _ws_connect(ws_url(emu, 'camera/ws')) as ws:
+            return [await asyncio.wait_for(ws.recv(), 5) for _ in range(5)]
+    try:
+        frames = asyncio.run(scenario())
+    finally:
+        emu.close()
+    assert len(set(frames)) > 1, 'the image should move'
+    for frame in frames:
+        assert frame[:2] == b'\xff\xd8' and frame[-2:] == b'\xff\xd9'
+        assert simplejpeg.decode_jpeg(frame).shape == (64, 96, 3)
+
+
+def test_logs_stream_sends_records_and_acks_batches_once(emulator):
+    record = {'ts': '2026-11-29T00:00:00.000Z', 'level': 'info', 'logger': 'x', 'msg': 'hi',
+              'file': 'f.py', 'function': 'g', 'line': 3}
+
+    async def scenario():
+        async with _ws_connect(ws_url(emulator, 'logs/ws')) as ws:
+            batch_id = str(uuid.uuid4())
+            batch = json.dumps({'type': 'batch', 'id': batch_id, 'records': [record] * 2})
+            replies = []
+            for frame in (batch, batch, '{"type": "batch", "id": "b", "records": [{"x": 1}]}'):
+                await ws.send(frame)
+                while True:
+                    obj = await recv_json(ws)
+                    if 'type' in obj:
+                        replies.append(obj)
+                        break
+                    parse_log_record(obj)  # server -> client records are valid
+            return batch_id, replies
+    batch_id, replies = asyncio.run(scenario())
+    assert [parse_batch_reply(json.dumps(r)).ok for r in replies] == [True, True, False]
+    assert replies[0]['id'] == replies[1]['id'] == batch_id
+    assert replies[2]['error']['code'] == 'bad_request'
+    stored = emulator.control('GET', '/_emulator/robots/rbt_0001/uploaded-logs')
+    assert stored['items'] == [record, record] and stored['duplicate_batches'] == 1
+
+
+def test_close_after_frames_and_refused_handshakes(emulator):
+    emulator.control('POST', '/_emulator/faults', {'close_after_frames': 3})
+
+    async def count_until_closed():
+        received = 0
+        async with _ws_connect(ws_url(emulator, 'ros/topics/echo')) as ws:
+            await ws.send('{"op": "subscribe", "topic": "/imu"}')
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+                    received += 1
+            except ConnectionClosed:
+                return received
+    assert asyncio.run(count_until_closed()) == 3
+
+    emulator.control('POST', '/_emulator/faults',
+                     {'close_after_frames': 0, 'refuse_handshakes': 503})
+
+    async def connect(token=None):
+        async with _ws_connect(ws_url(emulator, 'logs/ws', token=token)):
+            pass
+    for token, status in ((None, 503), ('rf_org_' + '9' * 32, 401)):
+        with pytest.raises(InvalidHandshake) as info:
+            asyncio.run(connect(token))
+        assert handshake_status(info.value) == status
+
+
+def test_unknown_fault_is_refused(emulator):
+    with pytest.raises(httpx.HTTPStatusError):
+        emulator.control('POST', '/_emulator/faults', {'no_such_knob': 1})
