@@ -181,12 +181,13 @@ class ApiClient:
             response = await self._http.request(method, path, params=params, json=json,
                                                 headers=headers, timeout=timeout)
         except httpx.TimeoutException:
-            return ApiError(TIMEOUT, f'{method} {path}: no answer within {timeout:.1f}s',
-                            0, self.org_id)
+            return ApiError(TIMEOUT, f'{method} {self.base_url}{path}: no answer within '
+                            f'{timeout:.1f}s', 0, self.org_id)
         except httpx.TransportError as exc:
             # httpx transport errors never carry request headers, but scrub anyway.
             reason = self._token.scrub(str(exc)) or type(exc).__name__
-            return ApiError(UNAVAILABLE, f'{method} {path}: {reason}', 0, self.org_id)
+            return ApiError(UNAVAILABLE, f'{method} {self.base_url}{path}: {reason}', 0,
+                            self.org_id)
         self.org_id = response.headers.get(ORG_ID_HEADER, self.org_id)
         try:
             body = response.json() if response.content else None

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional
+import uuid
 
 import httpx
 
@@ -146,5 +147,58 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, what: str = 
         await asyncio.sleep(0.02)
 
 
-__all__: List[str] = ['EmulatorThread', 'RosHarness', 'wait_future', 'wait_until',
-                      'start_python', 'stop_process', 'executable', 'ros_subprocess_env']
+def _ros_arg(value: Any) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (list, tuple)):
+        return '[' + ','.join(f"'{v}'" for v in value) + ']'
+    return str(value)
+
+
+class BridgeProcess:
+    """The ``bridge`` executable as a separate process, in a namespace of its own."""
+
+    count = 0
+
+    def __init__(self, tmp_path: Path, base_url: str, token: str,
+                 params: Optional[Dict[str, Any]] = None, namespace: str = '') -> None:
+        BridgeProcess.count += 1
+        self.namespace = namespace or f'/t{uuid.uuid4().hex[:8]}'
+        self.node_name = f'{self.namespace}/roboflare_bridge'
+        self.token = token
+        self.token_file = tmp_path / 'token'
+        self.token_file.write_text(token + '\n')
+        self.token_file.chmod(0o600)
+        self.log_path = tmp_path / f'bridge-{BridgeProcess.count}.log'
+        self.args = [executable('bridge'), '--ros-args', '-r', f'__ns:={self.namespace}',
+                     '-p', f'base_url:={base_url}', '-p', f'token_file:={self.token_file}']
+        for name, value in (params or {}).items():
+            self.args += ['-p', f'{name}:={_ros_arg(value)}']
+        self.proc: Optional[subprocess.Popen] = None
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log_path, 'ab') as log:
+            self.proc = subprocess.Popen(self.args, env=ros_subprocess_env(), stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def name(self, private: str) -> str:
+        """Return the full name of one of the node's private services, actions or topics."""
+        return f'{self.node_name}/{private}'
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
+        assert self.proc is not None
+        return stop_process(self.proc, sig, timeout)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors='replace')
+
+
+__all__: List[str] = ['EmulatorThread', 'RosHarness', 'BridgeProcess', 'wait_future',
+                      'wait_until', 'start_python', 'stop_process', 'executable',
+                      'ros_subprocess_env']

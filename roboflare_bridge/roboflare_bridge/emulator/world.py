@@ -28,7 +28,8 @@ from typing import Any, Dict, List, Set, Tuple
 from .sim import SimRobot
 from ..frames import FrameError, LogRecord, MAX_BATCH_RECORDS, parse_log_record
 from ..resources import (
-    CONFIG_DEPLOYMENT, DeploymentKind, format_time, RELEASE_DEPLOYMENT, TERMINAL_STATUSES,
+    CONFIG_DEPLOYMENT, DEPLOYMENT_STATUSES, DeploymentKind, format_time, RELEASE_DEPLOYMENT,
+    TERMINAL_STATUSES,
 )
 
 
@@ -133,6 +134,8 @@ class World:
 
     def list_deployments(self, kind: DeploymentKind, robot_id: str = '',
                          status: str = '') -> List[Dict[str, Any]]:
+        if status and status not in DEPLOYMENT_STATUSES:
+            raise WorldError(400, 'bad_request', f'unknown status {status[:40]!r}')
         return [d.to_json() for d in self.deployments.values()
                 if d.kind is kind and (not robot_id or robot_id in d.robot_ids)
                 and (not status or d.status == status)]

@@ -1,0 +1,237 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+The node's parameters: declared with descriptions, validated once into a BridgeConfig.
+
+A wrong value is refused at start-up with a message that names the parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import re
+from typing import Any, Dict, List, Pattern, Sequence, Tuple
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException
+from rclpy.node import Node
+
+LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
+
+
+class ParameterError(ValueError):
+    """A parameter has a value the bridge cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """Everything the bridge was configured with (see config/bridge.yaml)."""
+
+    base_url: str = ''
+    token_file: str = ''
+    allow_insecure_http: bool = False
+    robots: Tuple[str, ...] = ()
+    topics: Tuple[str, ...] = ('/**',)
+    deny_topics: Tuple[str, ...] = ()
+    namespace_format: str = '/roboflare/{robot}'
+    frame_prefix_format: str = '{robot}/'
+    camera: bool = True
+    decode_images: bool = True
+    camera_frame_id: str = 'camera_optical_frame'
+    remote_logs: bool = True
+    forward_logs: bool = False
+    robot_id: str = ''
+    log_min_level: str = 'info'
+    log_ignore_nodes: Tuple[str, ...] = ()
+    spool_dir: str = '~/.ros/roboflare_bridge/spool'
+    spool_max_bytes: int = 64 << 20
+    request_timeout_s: float = 10.0
+    deploy_poll_interval_s: float = 1.0
+    diagnostics_period_s: float = 1.0
+    qos_overrides: Dict[str, str] = field(default_factory=dict)
+
+
+DESCRIPTIONS = {
+    'base_url': 'Roboflare API base URL; empty = ROBOFLARE_BASE_URL, credentials.toml, default',
+    'token_file': 'file holding the API token; empty = ROBOFLARE_TOKEN or credentials.toml',
+    'allow_insecure_http': 'allow a plain http:// base_url to a non-loopback host',
+    'robots': 'ids of the remote robots to mirror',
+    'topics': 'remote topics to mirror (globs: * within a name level, ** across levels)',
+    'deny_topics': 'remote topics never mirrored (globs), applied after topics',
+    'namespace_format': 'local namespace of a mirrored robot; {robot} = its ROS-safe name',
+    'frame_prefix_format': 'prefix of every mirrored frame id; {robot} = its ROS-safe name',
+    'camera': "mirror the robots' camera streams",
+    'decode_images': 'publish decoded camera/image_raw (only while it has subscribers)',
+    'camera_frame_id': 'frame id of mirrored camera images (before the frame prefix)',
+    'remote_logs': "republish the robots' logs on <namespace>/rosout",
+    'forward_logs': "forward this machine's /rosout upstream as robot robot_id",
+    'robot_id': 'the robot this bridge runs on (for forward_logs)',
+    'log_min_level': 'lowest level forwarded upstream: debug, info, warn, error or fatal',
+    'log_ignore_nodes': 'nodes whose /rosout records are never forwarded',
+    'spool_dir': 'directory of the on-disk spool of unacknowledged log batches',
+    'spool_max_bytes': 'spool size limit; the oldest records are dropped beyond it',
+    'request_timeout_s': 'bound on every control-plane call, service or action step',
+    'deploy_poll_interval_s': 'how often a deploy goal polls its deployment',
+    'diagnostics_period_s': 'period of /diagnostics',
+    'qos_overrides': 'per-topic QoS: "<topic>=best_effort" entries (default reliable)',
+}
+
+_ARRAYS = {'robots', 'topics', 'deny_topics', 'log_ignore_nodes', 'qos_overrides'}
+# Seconds may be written 5 or 5.0: accept both (a static DOUBLE would refuse 5).
+_SECONDS = {'request_timeout_s', 'deploy_poll_interval_s', 'diagnostics_period_s'}
+
+
+def declare_and_read(node: Node) -> BridgeConfig:
+    """Declare every parameter on node and return the validated configuration."""
+    defaults = BridgeConfig()
+    values: Dict[str, Any] = {}
+    for name, description in DESCRIPTIONS.items():
+        default = getattr(defaults, name)
+        descriptor = ParameterDescriptor(description=description, read_only=True)
+        try:
+            if name in _ARRAYS or name in _SECONDS:
+                # Dynamic typing: a params file's empty list arrives with no element type,
+                # and seconds may come as integers. build_config checks the values.
+                descriptor.dynamic_typing = True
+                value = node.declare_parameter(name, None, descriptor).value
+            else:
+                value = node.declare_parameter(name, default, descriptor).value
+        except InvalidParameterTypeException as exc:
+            raise ParameterError(f'parameter {name!r}: {exc}') from None
+        values[name] = value
+    return build_config(values)
+
+
+def build_config(values: Dict[str, Any]) -> BridgeConfig:
+    """Validate raw parameter values (pure, testable without ROS)."""
+    defaults = BridgeConfig()
+    out: Dict[str, Any] = {}
+    for name in DESCRIPTIONS:
+        value = values.get(name)
+        if name in _ARRAYS:
+            out[name] = _string_list(name, value, getattr(defaults, name))
+        elif name in _SECONDS and isinstance(value, int) and not isinstance(value, bool):
+            out[name] = float(value)
+        else:
+            out[name] = getattr(defaults, name) if value is None else value
+    out['qos_overrides'] = _qos_overrides(out['qos_overrides'])
+    config = BridgeConfig(**out)
+    _validate(config)
+    return config
+
+
+def _string_list(name: str, value: Any, default: Any) -> Any:
+    if value is None:
+        return default
+    if isinstance(value, (list, tuple)) and not value:
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ParameterError(f'parameter {name!r} must be a list of strings, got {value!r}')
+    # Params files cannot hold an empty list, so [''] stands for "none".
+    return tuple(v.strip() for v in value if v.strip())
+
+
+def _qos_overrides(entries: Sequence[str]) -> Dict[str, str]:
+    overrides = {}
+    for entry in entries:
+        topic, sep, policy = entry.partition('=')
+        if not sep or policy.strip() not in ('reliable', 'best_effort'):
+            raise ParameterError(f"parameter 'qos_overrides': {entry!r} is not "
+                                 '"<topic>=reliable" or "<topic>=best_effort"')
+        overrides[topic.strip()] = policy.strip()
+    return overrides
+
+
+def _validate(config: BridgeConfig) -> None:
+    def fail(name: str, why: str) -> None:
+        raise ParameterError(f'parameter {name!r} {why}, got {getattr(config, name)!r}')
+
+    for name in ('camera', 'decode_images', 'remote_logs', 'forward_logs',
+                 'allow_insecure_http'):
+        if not isinstance(getattr(config, name), bool):
+            fail(name, 'must be true or false')
+    for name in ('request_timeout_s', 'deploy_poll_interval_s', 'diagnostics_period_s'):
+        value = getattr(config, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+            fail(name, 'must be a number > 0')
+    if not isinstance(config.spool_max_bytes, int) or config.spool_max_bytes < 64 << 10:
+        fail('spool_max_bytes', 'must be an integer >= 65536')
+    if config.log_min_level not in LOG_LEVELS:
+        fail('log_min_level', f'must be one of {", ".join(LOG_LEVELS)}')
+    if config.forward_logs and not config.robot_id:
+        fail('robot_id', 'must be set when forward_logs is true')
+    for name in ('namespace_format', 'frame_prefix_format'):
+        try:
+            getattr(config, name).format(robot='x')
+        except (KeyError, IndexError, ValueError):
+            fail(name, 'may only use the {robot} placeholder')
+    if '{robot}' not in config.namespace_format:
+        fail('namespace_format', 'must contain {robot} so robots do not collide')
+    if not config.namespace_format.startswith('/'):
+        fail('namespace_format', 'must be absolute (start with /)')
+    for name in ('topics', 'deny_topics'):
+        for pattern in getattr(config, name):
+            if not pattern.startswith('/'):
+                fail(name, f'holds {pattern!r}, which is not an absolute topic glob')
+    if len(set(config.robots)) != len(config.robots):
+        fail('robots', 'lists a robot twice')
+
+
+def topic_selected(topic: str, allow: Sequence[str], deny: Sequence[str]) -> bool:
+    """Return True if topic matches an allow glob and no deny glob."""
+    return (any(glob_match(topic, p) for p in allow)
+            and not any(glob_match(topic, p) for p in deny))
+
+
+def glob_match(topic: str, pattern: str) -> bool:
+    """Match a topic name: * stays within one name level, ** crosses levels."""
+    return _compiled(pattern).fullmatch(topic) is not None
+
+
+_GLOB_CACHE: Dict[str, Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> Pattern[str]:
+    regex = _GLOB_CACHE.get(pattern)
+    if regex is None:
+        parts: List[str] = []
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith('**', i):
+                parts.append('.*')
+                i += 2
+            elif pattern[i] == '*':
+                parts.append('[^/]*')
+                i += 1
+            elif pattern[i] == '?':
+                parts.append('[^/]')
+                i += 1
+            else:
+                parts.append(re.escape(pattern[i]))
+                i += 1
+        regex = _GLOB_CACHE[pattern] = re.compile(''.join(parts))
+    return regex
+
+
+def ros_name(robot_name: str) -> str:
+    """Return a robot's name as a valid ROS name component (ros-api.md's rule)."""
+    name = ''.join(c if c.isascii() and (c.isalnum() or c == '_') else '_'
+                   for c in robot_name.lower())
+    if not name or name[0].isdigit():
+        name = 'r_' + name
+    return name
+
+
+__all__ = ['BridgeConfig', 'ParameterError', 'declare_and_read', 'build_config',
+           'topic_selected', 'glob_match', 'ros_name']

@@ -1,0 +1,79 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Parameter validation, topic globs and ROS-safe robot names (no ROS graph needed)."""
+
+import pytest
+from roboflare_bridge.params import (
+    BridgeConfig, build_config, glob_match, ParameterError, ros_name, topic_selected,
+)
+
+
+def test_defaults_are_valid_and_match_the_dataclass():
+    assert build_config({}) == BridgeConfig()
+    assert BridgeConfig().topics == ('/**',) and BridgeConfig().namespace_format == \
+        '/roboflare/{robot}'
+
+
+def test_values_are_normalised():
+    config = build_config({'robots': ['rbt_1', ' rbt_2 ', ''], 'request_timeout_s': 5,
+                           'deny_topics': [], 'qos_overrides': ['/scan=best_effort']})
+    assert config.robots == ('rbt_1', 'rbt_2')
+    assert config.request_timeout_s == 5.0 and isinstance(config.request_timeout_s, float)
+    assert config.deny_topics == () and config.qos_overrides == {'/scan': 'best_effort'}
+
+
+@pytest.mark.parametrize('values,name', [
+    ({'request_timeout_s': 0.0}, 'request_timeout_s'),
+    ({'deploy_poll_interval_s': -1.0}, 'deploy_poll_interval_s'),
+    ({'log_min_level': 'verbose'}, 'log_min_level'),
+    ({'forward_logs': True}, 'robot_id'),
+    ({'namespace_format': '/fleet/{name}'}, 'namespace_format'),
+    ({'namespace_format': '/fleet'}, 'namespace_format'),
+    ({'namespace_format': 'fleet/{robot}'}, 'namespace_format'),
+    ({'frame_prefix_format': '{robot'}, 'frame_prefix_format'),
+    ({'topics': ['odom']}, 'topics'),
+    ({'robots': ['a', 'a']}, 'robots'),
+    ({'robots': [1, 2]}, 'robots'),
+    ({'robots': 'rbt_1'}, 'robots'),
+    ({'qos_overrides': ['/scan:fast']}, 'qos_overrides'),
+    ({'spool_max_bytes': 10}, 'spool_max_bytes'),
+    ({'camera': 'yes'}, 'camera'),
+])
+def test_wrong_values_are_refused_naming_the_parameter(values, name):
+    with pytest.raises(ParameterError, match=f"'{name}'"):
+        build_config(values)
+
+
+@pytest.mark.parametrize('topic,pattern,expected', [
+    ('/odom', '/**', True), ('/a/b/c', '/**', True), ('/odom', '/*', True),
+    ('/a/b', '/*', False), ('/a/b', '/a/*', True), ('/camera/image', '/camera/**', True),
+    ('/scan', '/sca?', True), ('/odom_filtered', '/odom', False), ('/x.y', '/x.y', True),
+    ('/xzy', '/x.y', False),
+])
+def test_globs(topic, pattern, expected):
+    assert glob_match(topic, pattern) is expected
+
+
+def test_deny_applies_after_allow():
+    assert topic_selected('/odom', ['/**'], ['/camera/**'])
+    assert not topic_selected('/camera/raw', ['/**'], ['/camera/**'])
+    assert not topic_selected('/odom', ['/scan'], [])
+
+
+@pytest.mark.parametrize('name,expected', [
+    ('robot-1', 'robot_1'), ('Warehouse Bot 7', 'warehouse_bot_7'), ('7up', 'r_7up'),
+    ('', 'r_'), ('émile', '_mile'), ('a.b/c', 'a_b_c'),
+])
+def test_ros_name(name, expected):
+    assert ros_name(name) == expected
