@@ -108,7 +108,7 @@ class StreamClient:
                  max_frame_bytes: int = 16 << 20, compression: bool = True,
                  backoff: Optional[Backoff] = None, healthy_after_s: float = 10.0,
                  open_timeout_s: float = 10.0, ping_interval_s: float = 10.0,
-                 ping_timeout_s: float = 10.0) -> None:
+                 ping_timeout_s: float = 10.0, close_timeout_s: float = 2.0) -> None:
         self.robot_id = robot_id
         self.stream = stream
         self.url = websocket_url(base_url, robot_id, stream)  # safe to log: no token
@@ -123,7 +123,8 @@ class StreamClient:
         self._ws_logger.addFilter(_ScrubToken(token))
         self._connect_kwargs: Dict[str, Any] = {
             'open_timeout': open_timeout_s, 'ping_interval': ping_interval_s,
-            'ping_timeout': ping_timeout_s, 'close_timeout': 2, 'max_size': max_frame_bytes,
+            'ping_timeout': ping_timeout_s, 'close_timeout': close_timeout_s,
+            'max_size': max_frame_bytes,
             'compression': 'deflate' if compression else None, 'logger': self._ws_logger}
         self._ws: Any = None
         self._stopping = asyncio.Event()

@@ -117,12 +117,15 @@ def test_other_refusals_are_retried(emulator):
 
 def test_half_open_connection_detected_by_ping_timeout(emulator):
     async def scenario():
-        client, frames = make_client(emulator, ping_interval_s=0.2, ping_timeout_s=0.3)
+        # A dead link is declared after ping interval + ping timeout, then the close
+        # handshake waits up to close_timeout twice (websockets 10.4) before giving up.
+        client, frames = make_client(emulator, ping_interval_s=0.2, ping_timeout_s=0.3,
+                                     close_timeout_s=0.3)
         task = asyncio.ensure_future(client.run())
         await asyncio.wait_for(client.connected.wait(), 5)
         # Silent, no close frame, pings unanswered: a half-open link.
         emulator.control('POST', '/_emulator/faults', {'stall_streams': True})
-        await wait_until(lambda: not client.stats.connected, 5, 'ping timeout')
+        await wait_until(lambda: not client.stats.connected, 10, 'ping timeout')
         emulator.control('POST', '/_emulator/faults', {'stall_streams': False})
         await wait_until(lambda: client.stats.connects >= 2, 10, 'reconnect')
         await client.stop()
