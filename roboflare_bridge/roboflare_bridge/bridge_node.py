@@ -31,6 +31,7 @@ from rclpy.node import Node
 from .api_client import ApiClient
 from .control_plane import ControlPlane
 from .credentials import check_base_url, CredentialsError, resolve_credentials
+from .fleet import Fleet, publisher_factory
 from .loop_thread import AsyncioThread
 from .params import BridgeConfig, declare_and_read, ParameterError
 
@@ -86,6 +87,8 @@ class RoboflareBridge(Node):
         self.control_plane = ControlPlane(self, self.loop, self.api,
                                           self.config.request_timeout_s,
                                           self.config.deploy_poll_interval_s)
+        self.fleet = Fleet(self.config, self.api, credentials.token, publisher_factory(self))
+        self._fleet_run = self.loop.submit(self.fleet.run())
         self.get_logger().info(
             f'bridging {credentials.base_url} ({credentials.token.kind} token); '
             f'robots: {", ".join(self.config.robots) or "none"}')
@@ -97,6 +100,7 @@ class RoboflareBridge(Node):
         logging.getLogger('roboflare_bridge').removeHandler(self._log_handler)
 
     async def _shutdown_async(self) -> None:
+        await self.fleet.stop()
         await self.api.aclose()
 
 

@@ -60,6 +60,7 @@ class BridgeConfig:
     deploy_poll_interval_s: float = 1.0
     diagnostics_period_s: float = 1.0
     qos_overrides: Dict[str, str] = field(default_factory=dict)
+    topic_throttle: Dict[str, int] = field(default_factory=dict)
 
 
 DESCRIPTIONS = {
@@ -85,9 +86,11 @@ DESCRIPTIONS = {
     'deploy_poll_interval_s': 'how often a deploy goal polls its deployment',
     'diagnostics_period_s': 'period of /diagnostics',
     'qos_overrides': 'per-topic QoS: "<topic>=best_effort" entries (default reliable)',
+    'topic_throttle': 'per-topic minimum period: "<remote topic>=<milliseconds>" entries',
 }
 
-_ARRAYS = {'robots', 'topics', 'deny_topics', 'log_ignore_nodes', 'qos_overrides'}
+_ARRAYS = {'robots', 'topics', 'deny_topics', 'log_ignore_nodes', 'qos_overrides',
+           'topic_throttle'}
 # Seconds may be written 5 or 5.0: accept both (a static DOUBLE would refuse 5).
 _SECONDS = {'request_timeout_s', 'deploy_poll_interval_s', 'diagnostics_period_s'}
 
@@ -126,6 +129,7 @@ def build_config(values: Dict[str, Any]) -> BridgeConfig:
         else:
             out[name] = getattr(defaults, name) if value is None else value
     out['qos_overrides'] = _qos_overrides(out['qos_overrides'])
+    out['topic_throttle'] = _topic_throttle(out['topic_throttle'])
     config = BridgeConfig(**out)
     _validate(config)
     return config
@@ -151,6 +155,20 @@ def _qos_overrides(entries: Sequence[str]) -> Dict[str, str]:
                                  '"<topic>=reliable" or "<topic>=best_effort"')
         overrides[topic.strip()] = policy.strip()
     return overrides
+
+
+def _topic_throttle(entries: Sequence[str]) -> Dict[str, int]:
+    throttle = {}
+    for entry in entries:
+        topic, _, millis = entry.partition('=')
+        try:
+            throttle[topic.strip()] = int(millis)
+        except ValueError:
+            millis = '-1'
+        if int(millis) < 0:
+            raise ParameterError(f"parameter 'topic_throttle': {entry!r} is not "
+                                 '"<topic>=<milliseconds>"')
+    return throttle
 
 
 def _validate(config: BridgeConfig) -> None:

@@ -14,10 +14,13 @@
 """Test-wide set-up: DDS stays on loopback on a domain of its own; shared fixtures."""
 
 import os
+import sys
 
 # Before rclpy is imported anywhere: keep discovery on this machine (toolchain.md).
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 100 + 100))
+# In a PyPI venv the ROS prefix is the venv itself (a sourced ROS install sets this).
+os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
 
 import pytest  # noqa: E402
 

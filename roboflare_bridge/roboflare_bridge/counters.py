@@ -1,0 +1,50 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Counted, rate-limited drops: bad input is dropped alone, counted, and logged sparingly."""
+
+from __future__ import annotations
+
+from collections import Counter
+import logging
+import time
+from typing import Dict
+
+
+class DropCounter:
+    """Counts drops by reason and logs each reason at most once per period, with its count."""
+
+    def __init__(self, logger: logging.Logger, what: str, period_s: float = 10.0) -> None:
+        self._logger = logger
+        self._what = what
+        self._period_s = period_s
+        self.by_reason: Counter = Counter()
+        self._logged_at: Dict[str, float] = {}
+        self._logged_count: Counter = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())
+
+    def drop(self, reason: str, detail: str = '', level: int = logging.WARNING) -> None:
+        """Count one drop; log it unless this reason was logged within the period."""
+        self.by_reason[reason] += 1
+        now = time.monotonic()
+        last = self._logged_at.get(reason)
+        if last is not None and now - last < self._period_s:
+            return
+        since = self.by_reason[reason] - self._logged_count[reason]
+        self._logged_at[reason] = now
+        self._logged_count[reason] = self.by_reason[reason]
+        more = f' ({since} since the last report)' if since > 1 else ''
+        self._logger.log(level, '%s: dropped %s%s: %s', self._what, reason, more, detail[:300])

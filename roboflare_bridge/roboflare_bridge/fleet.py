@@ -1,0 +1,138 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+The mirrored robots: who each one is locally, and the streams that mirror it.
+
+A robot's local identity comes from its name in the control plane: ``{robot}`` in
+``namespace_format`` and ``frame_prefix_format`` is that name made a valid ROS name. The
+name is fetched once (retrying while the API is unreachable) before anything is published,
+so namespaces never change under a running rviz.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+import logging
+from typing import Any, Callable, Dict, List, Optional
+
+from .api_client import ApiClient
+from .backoff import Backoff
+from .credentials import Token
+from .frames import ECHO_STREAM
+from .mirror import PublisherFactory, TopicMirror
+from .params import BridgeConfig, ros_name
+from .resources import ApiError
+from .streams import StreamClient
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RemoteRobot:
+    """A mirrored robot's id and its local names."""
+
+    id: str  # noqa: A003 - the contract's field name
+    name: str
+    ros_name: str
+    namespace: str
+    frame_prefix: str
+
+    @classmethod
+    def from_name(cls, robot_id: str, name: str, config: BridgeConfig) -> 'RemoteRobot':
+        safe = ros_name(name or robot_id)
+        return cls(robot_id, name, safe, config.namespace_format.format(robot=safe),
+                   config.frame_prefix_format.format(robot=safe))
+
+
+@dataclass
+class RobotStreams:
+    """What runs for one mirrored robot."""
+
+    robot: RemoteRobot
+    streams: List[StreamClient]
+    topics: Optional[TopicMirror] = None
+
+
+class Fleet:
+    """Starts, holds and stops the mirrors of every robot in the ``robots`` parameter."""
+
+    def __init__(self, config: BridgeConfig, api: ApiClient, token: Token,
+                 publisher_factory: PublisherFactory,
+                 extra_streams: Optional[Callable[[RemoteRobot], List[StreamClient]]] = None,
+                 ) -> None:
+        self._config = config
+        self._api = api
+        self._token = token
+        self._make_publisher = publisher_factory
+        self._extra_streams = extra_streams
+        self.robots: Dict[str, RobotStreams] = {}
+        self.unresolved: Dict[str, str] = {robot_id: 'resolving' for robot_id in config.robots}
+        self._tasks: List[asyncio.Task] = []
+
+    async def run(self) -> None:
+        """Resolve every robot, then keep its streams running until cancelled."""
+        self._tasks = [asyncio.ensure_future(self._run_robot(robot_id))
+                       for robot_id in self._config.robots]
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def stop(self) -> None:
+        for entry in self.robots.values():
+            for stream in entry.streams:
+                await stream.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run_robot(self, robot_id: str) -> None:
+        robot = await self._resolve(robot_id)
+        if robot is None:
+            return
+        entry = RobotStreams(robot, [])
+        entry.topics = TopicMirror(
+            robot.ros_name, robot.namespace, robot.frame_prefix, self._make_publisher,
+            self._config.topics, self._config.deny_topics, self._config.qos_overrides,
+            self._config.topic_throttle)
+        entry.streams.append(StreamClient(
+            self._api.base_url, robot.id, ECHO_STREAM, self._token,
+            on_frame=entry.topics.on_frame, on_connect=entry.topics.on_connect))
+        if self._extra_streams is not None:
+            entry.streams += self._extra_streams(robot)
+        self.robots[robot_id] = entry
+        self.unresolved.pop(robot_id, None)
+        _log.info('mirroring robot %s (%s) under %s, frames prefixed %r', robot.name,
+                  robot.id, robot.namespace, robot.frame_prefix)
+        await asyncio.gather(*(stream.run() for stream in entry.streams))
+
+    async def _resolve(self, robot_id: str) -> Optional[RemoteRobot]:
+        backoff = Backoff(initial=1.0, cap=30.0)
+        while True:
+            try:
+                robot = await self._api.get_robot(robot_id)
+                return RemoteRobot.from_name(robot.id, robot.name, self._config)
+            except ApiError as error:
+                self.unresolved[robot_id] = str(error)
+                if error.code in ('not_found', 'unauthorized', 'forbidden'):
+                    _log.error('robot %s cannot be mirrored: %s', robot_id, error)
+                    return None
+                delay = backoff.next_delay()
+                _log.warning('robot %s: %s; retrying in %.1fs', robot_id, error, delay)
+                await asyncio.sleep(delay)
+
+
+def publisher_factory(node: Any) -> PublisherFactory:
+    """Return a factory that creates publishers on ``node``."""
+    def make(topic: str, cls: type, qos: Any) -> Any:
+        return node.create_publisher(cls, topic, qos)
+    return make

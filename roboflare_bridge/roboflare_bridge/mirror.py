@@ -1,0 +1,195 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+Topic mirroring: one robot's ``ros/topics/echo`` stream republished as typed local topics.
+
+On every (re)connection the mirror lists the remote topics and subscribes to those the
+``topics`` and ``deny_topics`` globs select. Each message frame is decoded by the codec
+(with the robot's frame prefix applied to header frame ids, ``child_frame_id`` and TF
+transforms) and published under the robot's namespace; remote ``/tf`` and ``/tf_static``
+go to the global topics so one rviz sees every robot. A bad frame is dropped and counted,
+an unknown type is warned about once: nothing else stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+import logging
+from typing import Any, Callable, Dict, Optional, Set, Tuple
+
+from rclpy.qos import (
+    DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+)
+
+from .codec import Codec, CodecError, UnknownType
+from .counters import DropCounter
+from .frames import (
+    EchoMessage, EchoStatus, EchoTopics, FrameError, LIST_TOPICS_OP, parse_echo_frame,
+    subscribe_op,
+)
+from .params import topic_selected
+
+_log = logging.getLogger(__name__)
+
+TF_TOPIC = '/tf'
+TF_STATIC_TOPIC = '/tf_static'
+
+PublisherFactory = Callable[[str, type, QoSProfile], Any]
+
+
+def topic_qos(remote_topic: str, overrides: Dict[str, str]) -> QoSProfile:
+    """Return the local QoS of a mirrored topic (reliable unless overridden)."""
+    if remote_topic == TF_STATIC_TOPIC:
+        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                          history=HistoryPolicy.KEEP_LAST)
+    # Reliable serves reliable and best-effort subscribers alike.
+    reliability = (ReliabilityPolicy.BEST_EFFORT if overrides.get(remote_topic) == 'best_effort'
+                   else ReliabilityPolicy.RELIABLE)
+    return QoSProfile(depth=100 if remote_topic == TF_TOPIC else 10, reliability=reliability,
+                      history=HistoryPolicy.KEEP_LAST)
+
+
+@dataclass
+class TopicStats:
+    """Counters of one robot's topic mirror, for diagnostics."""
+
+    frames: int = 0
+    published: int = 0
+    subscribed: int = 0
+
+
+class TopicMirror:
+    """Mirrors one robot's topic echo stream into the local graph."""
+
+    def __init__(self, robot_label: str, namespace: str, frame_prefix: str,
+                 publisher_factory: PublisherFactory, allow: Tuple[str, ...] = ('/**',),
+                 deny: Tuple[str, ...] = (), qos_overrides: Optional[Dict[str, str]] = None,
+                 throttle_ms: Optional[Dict[str, int]] = None) -> None:
+        self.namespace = namespace.rstrip('/')
+        self.codec = Codec(frame_prefix)
+        self.stats = TopicStats()
+        self.drops = DropCounter(_log, f'{robot_label} topics')
+        self.topic_rates: Dict[str, int] = {}
+        self._make_publisher = publisher_factory
+        self._allow, self._deny = allow, deny
+        self._qos_overrides = qos_overrides or {}
+        self._throttle_ms = throttle_ms or {}
+        self._publishers: Dict[str, Tuple[str, Any]] = {}  # remote topic -> (type, publisher)
+        self._unknown_types: Set[str] = set()
+        self._static_transforms: Dict[str, Any] = {}  # child frame -> TransformStamped
+        self._stream: Any = None
+
+    def local_name(self, remote_topic: str) -> str:
+        if remote_topic in (TF_TOPIC, TF_STATIC_TOPIC):
+            return remote_topic
+        return self.namespace + remote_topic
+
+    # -- stream callbacks -----------------------------------------------------------------
+
+    async def on_connect(self, stream: Any) -> None:
+        """Ask for the topic list on every (re)connection; subscriptions follow from it."""
+        self._stream = stream
+        await stream.send(LIST_TOPICS_OP)
+
+    def on_frame(self, frame: Any) -> None:
+        self.stats.frames += 1
+        try:
+            parsed = parse_echo_frame(frame)
+        except FrameError as exc:
+            self.drops.drop('malformed frame', str(exc))
+            return
+        if isinstance(parsed, EchoMessage):
+            self._on_message(parsed)
+        elif isinstance(parsed, EchoTopics):
+            self._on_topics(parsed)
+        elif isinstance(parsed, EchoStatus):
+            _log.warning('%s: remote %s on %s: %s', self.namespace, parsed.level,
+                         parsed.topic or 'stream', parsed.msg[:200])
+
+    def _on_topics(self, listing: EchoTopics) -> None:
+        wanted = []
+        for entry in listing.topics:
+            topic, type_name = entry['topic'], entry['type']
+            if not topic_selected(topic, self._allow, self._deny):
+                continue
+            try:
+                self.codec.plan_for(type_name)
+            except UnknownType as exc:
+                self._warn_unknown(type_name, str(exc))
+                continue
+            wanted.append(subscribe_op(topic, self._throttle_ms.get(topic, 0)))
+        self.stats.subscribed = len(wanted)
+        if wanted and self._stream is not None:
+            asyncio.ensure_future(self._send_all(self._stream, wanted))
+
+    @staticmethod
+    async def _send_all(stream: Any, frames: list) -> None:
+        for frame in frames:
+            if not await stream.send(frame):
+                return  # disconnected: on_connect resubscribes
+
+    def _on_message(self, echo: EchoMessage) -> None:
+        if not topic_selected(echo.topic, self._allow, self._deny):
+            self.drops.drop('unrequested topic', echo.topic)
+            return
+        if echo.type in self._unknown_types:
+            self.drops.by_reason['unknown type'] += 1
+            return
+        try:
+            message = self.codec.decode(echo.type, echo.msg)
+        except UnknownType as exc:
+            self._warn_unknown(echo.type, str(exc))
+            self.drops.by_reason['unknown type'] += 1
+            return
+        except CodecError as exc:
+            self.drops.drop('invalid message', f'{echo.topic} ({echo.type}): {exc}')
+            return
+        publisher = self._publisher(echo.topic, echo.type, type(message))
+        if publisher is None:
+            return
+        if echo.topic == TF_STATIC_TOPIC:
+            message = self._merge_static(message)
+        publisher.publish(message)
+        self.stats.published += 1
+
+    def _publisher(self, topic: str, type_name: str, cls: type) -> Any:
+        entry = self._publishers.get(topic)
+        if entry is not None:
+            if entry[0] != type_name:
+                self.drops.drop('type changed', f'{topic} was {entry[0]}, now {type_name}')
+                return None
+            return entry[1]
+        try:
+            publisher = self._make_publisher(self.local_name(topic), cls,
+                                             topic_qos(topic, self._qos_overrides))
+        except Exception as exc:  # noqa: BLE001 - e.g. a remote name invalid locally
+            self.drops.drop('cannot publish', f'{topic}: {exc}')
+            return None
+        self._publishers[topic] = (type_name, publisher)
+        return publisher
+
+    def _merge_static(self, message: Any) -> Any:
+        # Late joiners get one latched message per publisher: keep the robot's whole tree.
+        for transform in message.transforms:
+            self._static_transforms[transform.child_frame_id] = transform
+        message.transforms = list(self._static_transforms.values())
+        return message
+
+    def _warn_unknown(self, type_name: str, reason: str) -> None:
+        if type_name not in self._unknown_types:
+            self._unknown_types.add(type_name)
+            _log.warning('%s: %s; its topics are not mirrored (install the package that '
+                         'defines it)', self.namespace, reason)
