@@ -400,7 +400,7 @@ def _other_basic_decoder(typename: str) -> Decoder:
     if typename in ('char', 'wchar'):
         def decode_char(value: Any) -> str:
             if type(value) is not str or len(value) != 1:
-                raise CodecError(f'expected a one-character string')
+                raise CodecError('expected a one-character string')
             return value
         return decode_char
     raise CodecError(f'unsupported basic type {typename}')
@@ -459,11 +459,12 @@ def _number_array_decoder(typename: str, size: Optional[int], bound: Optional[in
                 return np.array(value, dtype=np.float64)  # fixed arrays are numpy arrays
             if typename == 'boolean':
                 return np.array(value, dtype=dtype) if size is not None else value
-            if typename == 'float' and value and max(map(abs, value)) > FLOAT32_MAX:
-                if not all(map(math.isinf, (v for v in value if abs(v) > FLOAT32_MAX))):
-                    raise OverflowError
             # array.array checks integer ranges, which numpy 1.26 would wrap silently.
             converted = array.array(typecode, value)
+            if typename == 'float' and np.isinf(np.frombuffer(converted, np.float32)).any():
+                # array('f') turns a too-large double into inf: only a real inf may be one.
+                if any(abs(v) > FLOAT32_MAX and not math.isinf(v) for v in value):
+                    raise OverflowError
         except OverflowError:
             raise CodecError(f'a value is out of range for {typename}') from None
         if size is not None:
@@ -488,7 +489,7 @@ def _bytes_decoder(typename: str, size: Optional[int], bound: Optional[int]) -> 
         try:
             data = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise CodecError(f'invalid base64') from None
+            raise CodecError('invalid base64') from None
         _check_length(len(data), size, bound)
         if size is not None:  # fixed arrays
             if typename == 'octet':

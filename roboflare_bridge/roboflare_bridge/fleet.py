@@ -78,7 +78,7 @@ class Fleet:
         self._make_publisher = publisher_factory
         self._extra_streams = extra_streams
         self.robots: Dict[str, RobotStreams] = {}
-        self.unresolved: Dict[str, str] = {robot_id: 'resolving' for robot_id in config.robots}
+        self.unresolved: Dict[str, str] = dict.fromkeys(config.robots, 'resolving')
         self._tasks: List[asyncio.Task] = []
 
     async def run(self) -> None:

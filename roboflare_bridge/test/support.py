@@ -199,6 +199,30 @@ class BridgeProcess:
         return self.log_path.read_text(errors='replace')
 
 
-__all__: List[str] = ['EmulatorThread', 'RosHarness', 'BridgeProcess', 'wait_future',
-                      'wait_until', 'start_python', 'stop_process', 'executable',
+class Collector:
+    """Messages from an rclpy subscription, with a wait on a condition over them."""
+
+    def __init__(self) -> None:
+        self.messages: List[Any] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, message: Any) -> None:
+        with self._changed:
+            self.messages.append(message)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[List[Any]], bool], timeout: float,
+                 what: str = '') -> List[Any]:
+        with self._changed:
+            if not self._changed.wait_for(lambda: predicate(self.messages), timeout):
+                raise TimeoutError(f'timed out after {timeout}s waiting for {what or predicate}'
+                                   f' ({len(self.messages)} messages)')
+            return list(self.messages)
+
+    def count(self, at_least: int, timeout: float) -> List[Any]:
+        return self.wait_for(lambda m: len(m) >= at_least, timeout, f'{at_least} messages')
+
+
+__all__: List[str] = ['EmulatorThread', 'RosHarness', 'BridgeProcess', 'Collector',
+                      'wait_future', 'wait_until', 'start_python', 'stop_process', 'executable',
                       'ros_subprocess_env']

@@ -143,8 +143,8 @@ def test_tf_frames_are_prefixed_once_and_empty_frames_stay_empty():
 
 
 def test_null_is_nan_and_nan_encodes_as_null():
-    scan = Codec().decode('sensor_msgs/msg/LaserScan', {'ranges': [1.0, None, 2.5],
-                                                         'range_max': None})
+    scan = Codec().decode('sensor_msgs/msg/LaserScan',
+                          {'ranges': [1.0, None, 2.5], 'range_max': None})
     assert math.isnan(scan.ranges[1]) and math.isnan(scan.range_max)
     scan.ranges[2] = float('inf')
     assert Codec().encode(scan)['ranges'] == [1.0, None, None]

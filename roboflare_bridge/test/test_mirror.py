@@ -1,0 +1,150 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""TopicMirror without a ROS graph: selection, decoding, drops, TF merging, reconnects."""
+
+import asyncio
+import json
+
+import pytest
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+from roboflare_bridge.emulator.sim import SimRobot
+from roboflare_bridge.mirror import TopicMirror
+
+
+class FakePublisher:
+    def __init__(self, topic, cls, qos):
+        self.topic, self.cls, self.qos, self.messages = topic, cls, qos, []
+
+    def publish(self, message):
+        assert isinstance(message, self.cls)
+        self.messages.append(message)
+
+
+class FakeStream:
+    def __init__(self):
+        self.sent = []
+
+    async def send(self, frame):
+        self.sent.append(json.loads(frame))
+        return True
+
+
+@pytest.fixture
+def mirror():
+    publishers = {}
+
+    def factory(topic, cls, qos):
+        publishers[topic] = FakePublisher(topic, cls, qos)
+        return publishers[topic]
+    m = TopicMirror('robot_1', '/roboflare/robot_1', 'robot_1/', factory,
+                    allow=('/**',), deny=('/secret/**',), qos_overrides={'/scan': 'best_effort'},
+                    throttle_ms={'/scan': 200})
+    m.publishers = publishers
+    return m
+
+
+ROBOT = SimRobot(0, 'rbt_0001', 'robot-1')
+
+
+def echo(topic, type_name, msg):
+    return json.dumps({'op': 'message', 'topic': topic, 'type': type_name, 'msg': msg})
+
+
+def test_subscribes_to_selected_topics_on_every_connection(mirror):
+    async def scenario():
+        stream = FakeStream()
+        for _ in range(2):  # a reconnect asks again
+            await mirror.on_connect(stream)
+            mirror.on_frame(json.dumps({'op': 'topics', 'topics': [
+                {'topic': '/odom', 'type': 'nav_msgs/msg/Odometry'},
+                {'topic': '/scan', 'type': 'sensor_msgs/msg/LaserScan'},
+                {'topic': '/secret/key', 'type': 'std_msgs/msg/String'},
+                {'topic': '/exotic', 'type': 'exotic_msgs/msg/Thing'}]}))
+            await asyncio.sleep(0)  # let the scheduled sends run
+        return stream.sent
+    sent = asyncio.run(scenario())
+    per_connection = [{'op': 'list_topics'}, {'op': 'subscribe', 'topic': '/odom'},
+                      {'op': 'subscribe', 'topic': '/scan', 'throttle_ms': 200}]
+    assert sent == per_connection * 2
+    assert mirror.stats.subscribed == 2
+
+
+def test_messages_are_decoded_prefixed_and_published_under_the_namespace(mirror):
+    mirror.on_frame(echo('/odom', 'nav_msgs/msg/Odometry', ROBOT.odometry(10.0)))
+    mirror.on_frame(echo('/scan', 'sensor_msgs/msg/LaserScan', ROBOT.laser_scan(10.0)))
+    odom = mirror.publishers['/roboflare/robot_1/odom'].messages[0]
+    assert (odom.header.frame_id, odom.child_frame_id) == ('robot_1/odom', 'robot_1/base_link')
+    assert odom.header.stamp.sec == 10
+    scan_pub = mirror.publishers['/roboflare/robot_1/scan']
+    assert scan_pub.messages[0].header.frame_id == 'robot_1/laser'
+    assert len(scan_pub.messages[0].ranges) == 360
+    assert scan_pub.qos.reliability == ReliabilityPolicy.BEST_EFFORT
+    assert mirror.publishers['/roboflare/robot_1/odom'].qos.reliability == \
+        ReliabilityPolicy.RELIABLE
+    assert mirror.stats.published == 2
+
+
+def test_tf_goes_global_and_static_transforms_are_merged(mirror):
+    mirror.on_frame(echo('/tf', 'tf2_msgs/msg/TFMessage', ROBOT.tf(1.0)))
+    first = {'transforms': ROBOT.tf_static(1.0)['transforms'][:2]}
+    second = {'transforms': ROBOT.tf_static(1.0)['transforms'][1:]}
+    mirror.on_frame(echo('/tf_static', 'tf2_msgs/msg/TFMessage', first))
+    mirror.on_frame(echo('/tf_static', 'tf2_msgs/msg/TFMessage', second))
+    tf = mirror.publishers['/tf'].messages[0].transforms[0]
+    assert (tf.header.frame_id, tf.child_frame_id) == ('robot_1/odom', 'robot_1/base_link')
+    static = mirror.publishers['/tf_static']
+    assert static.qos.durability == DurabilityPolicy.TRANSIENT_LOCAL and static.qos.depth == 1
+    assert sorted(t.child_frame_id for t in static.messages[-1].transforms) == [
+        'robot_1/camera_link', 'robot_1/camera_optical_frame', 'robot_1/imu_link',
+        'robot_1/laser']
+
+
+BAD_FRAMES = [
+    '{not json',
+    '[1, 2, 3]',
+    b'\x00\x01binary',
+    json.dumps({'op': 'message', 'topic': 'odom', 'type': 'nav_msgs/msg/Odometry', 'msg': {}}),
+    json.dumps({'op': 'message', 'topic': '/odom', 'type': 5, 'msg': {}}),
+    json.dumps({'op': 'message', 'topic': '/odom', 'type': 'nav_msgs/msg/Odometry', 'msg': 5}),
+    echo('/odom', 'nav_msgs/msg/Odometry', {'header': {'stamp': {'sec': 2 ** 40}}}),
+    echo('/odom', 'nav_msgs/msg/Odometry', {'pose': {'covariance': [0.0] * 10 ** 5}}),
+    echo('/odom', 'nav_msgs/msg/Odometry', {'twist': {'twist': {'linear': {'x': 'fast'}}}}),
+    echo('/odom', 'nav_msgs/msg/Odometry', {'surprise': True}),
+    echo('/odom', 'std_msgs/msg/String', {'data': 'type changed under us'}),
+    echo('/cam', 'sensor_msgs/msg/CompressedImage', {'data': '***'}),
+    echo('/chatter', 'std_msgs/msg/String', {'data': {'deep': [[[[[[[[[[[]]]]]]]]]]]}}),
+    echo('/secret/key', 'std_msgs/msg/String', {'data': 'not requested'}),
+    json.dumps({'op': 'explode'}),
+]
+
+
+def test_each_bad_frame_is_dropped_alone_and_good_frames_keep_flowing(mirror):
+    good = echo('/odom', 'nav_msgs/msg/Odometry', ROBOT.odometry(1.0))
+    mirror.on_frame(good)
+    for frame in BAD_FRAMES:
+        mirror.on_frame(frame)
+        mirror.on_frame(good)
+    assert len(mirror.publishers['/roboflare/robot_1/odom'].messages) == len(BAD_FRAMES) + 1
+    assert mirror.drops.total == len(BAD_FRAMES)
+    assert set(mirror.drops.by_reason) == {'malformed frame', 'invalid message',
+                                           'type changed', 'unrequested topic'}
+
+
+def test_unknown_type_is_warned_once_and_counted(mirror, caplog):
+    for _ in range(5):
+        mirror.on_frame(echo('/thing', 'exotic_msgs/msg/Thing', {'a': 1}))
+    warnings = [r for r in caplog.records if 'exotic_msgs/msg/Thing' in r.getMessage()]
+    assert len(warnings) == 1 and mirror.drops.by_reason['unknown type'] == 5
+    mirror.on_frame(echo('/chatter', 'std_msgs/msg/String', {'data': 'still here'}))
+    assert mirror.publishers['/roboflare/robot_1/chatter'].messages[0].data == 'still here'
