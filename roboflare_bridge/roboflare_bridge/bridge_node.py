@@ -21,17 +21,22 @@ robots (mirror.py, camera.py), logs (logs.py) and health (diagnostics.py).
 from __future__ import annotations
 
 import logging
+import signal
 import sys
-from typing import Any, List, Optional
+import threading
+from typing import Any, Iterable, List, Optional
 
+from diagnostic_msgs.msg import DiagnosticStatus
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from .api_client import ApiClient
 from .control_plane import ControlPlane
 from .credentials import check_base_url, CredentialsError, resolve_credentials
-from .fleet import Fleet, publisher_factory
+from .diagnostics import Diagnostics, robot_statuses, status
+from .fleet import Fleet
 from .loop_thread import AsyncioThread
 from .params import BridgeConfig, declare_and_read, ParameterError
 
@@ -87,14 +92,30 @@ class RoboflareBridge(Node):
         self.control_plane = ControlPlane(self, self.loop, self.api,
                                           self.config.request_timeout_s,
                                           self.config.deploy_poll_interval_s)
-        self.fleet = Fleet(self.config, self.api, credentials.token, publisher_factory(self))
+        self.fleet = Fleet(self, self.config, self.api, credentials.token)
         self._fleet_run = self.loop.submit(self.fleet.run())
+        self.diagnostics = Diagnostics(self, self.config.diagnostics_period_s,
+                                       self._diagnostic_statuses)
         self.get_logger().info(
             f'bridging {credentials.base_url} ({credentials.token.kind} token); '
             f'robots: {", ".join(self.config.robots) or "none"}')
 
+    def _diagnostic_statuses(self, now: float) -> Iterable[DiagnosticStatus]:
+        api, plane = self.api, self.control_plane
+        level = DiagnosticStatus.OK if self.api.org_id else DiagnosticStatus.WARN
+        yield status('control plane', level, f'org {api.org_id or "not yet known"}', {
+            'base_url': api.base_url, 'org_id': api.org_id, 'requests': api.requests_sent,
+            'retries': api.retries, 'service_calls': plane.calls,
+            'service_failures': plane.failures})
+        for robot_id, reason in dict(self.fleet.unresolved).items():
+            yield status(f'robot {robot_id}', DiagnosticStatus.WARN,
+                         f'not mirrored yet: {reason}', {'robot_id': robot_id})
+        for robot in list(self.fleet.robots.values()):
+            yield from robot_statuses(robot, now)
+
     def shutdown(self) -> None:
         """Stop the asyncio side: close streams and the HTTP client, bounded in time."""
+        self.diagnostics.destroy()
         self.control_plane.destroy()
         self.loop.stop(self._shutdown_async, timeout=1.5)
         logging.getLogger('roboflare_bridge').removeHandler(self._log_handler)
@@ -105,27 +126,48 @@ class RoboflareBridge(Node):
 
 
 def main(args: Optional[List[str]] = None) -> None:
-    """Run the bridge until Ctrl-C or shutdown (``ros2 run roboflare_bridge bridge``)."""
-    rclpy.init(args=args)
+    """
+    Run the bridge until SIGINT or SIGTERM (``ros2 run roboflare_bridge bridge``).
+
+    The bridge handles the signals itself instead of rclpy, so that it can stop its streams
+    and flush the log spool while the ROS context is still valid, and only then shut ROS
+    down: the executor spins in its own thread, the main thread waits for a signal.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     node: Optional[RoboflareBridge] = None
-    exit_code = 0
     try:
         node = RoboflareBridge()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
     except StartupError as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {exc}')
-        exit_code = 1
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
         rclpy.try_shutdown()
-    if exit_code:
-        sys.exit(exit_code)
+        sys.exit(1)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=_spin, args=(executor, stop), name='rclpy-executor')
+    spinner.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:  # a second Ctrl-C while waiting
+        pass
+    finally:
+        node.shutdown()
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown()
+        spinner.join(2.0)
+
+
+def _spin(executor: SingleThreadedExecutor, stop: threading.Event) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass  # the context was shut down from elsewhere
+    finally:
+        stop.set()
 
 
 if __name__ == '__main__':

@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections import Counter
 import logging
 import time
-from typing import Dict
+from typing import Any, Dict
+
+import rclpy
 
 
 class DropCounter:
@@ -48,3 +50,14 @@ class DropCounter:
         self._logged_count[reason] = self.by_reason[reason]
         more = f' ({since} since the last report)' if since > 1 else ''
         self._logger.log(level, '%s: dropped %s%s: %s', self._what, reason, more, detail[:300])
+
+
+def publish_or_drop(publisher: Any, message: Any, drops: DropCounter) -> bool:
+    """Publish; a failure is a counted drop, and is silent once ROS is shutting down."""
+    try:
+        publisher.publish(message)
+        return True
+    except Exception as exc:  # noqa: BLE001 - rclpy raises RCLError and friends
+        if rclpy.ok():
+            drops.drop('publish failed', str(exc))
+        return False

@@ -23,15 +23,16 @@ so namespaces never change under a running rviz.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import logging
 from typing import Any, Callable, Dict, List, Optional
 
 from .api_client import ApiClient
 from .backoff import Backoff
+from .camera import CameraMirror, DecodeWorker
 from .credentials import Token
-from .frames import ECHO_STREAM
-from .mirror import PublisherFactory, TopicMirror
+from .frames import CAMERA_STREAM, ECHO_STREAM
+from .mirror import TopicMirror
 from .params import BridgeConfig, ros_name
 from .resources import ApiError
 from .streams import StreamClient
@@ -63,20 +64,23 @@ class RobotStreams:
     robot: RemoteRobot
     streams: List[StreamClient]
     topics: Optional[TopicMirror] = None
+    camera: Optional[CameraMirror] = None
+    extra: List[Callable[[], Dict[str, Any]]] = field(default_factory=list)
+
+    def extra_stats(self) -> List[Dict[str, Any]]:
+        """Return diagnostics values of further per-robot capabilities (remote logs)."""
+        return [stats() for stats in self.extra]
 
 
 class Fleet:
     """Starts, holds and stops the mirrors of every robot in the ``robots`` parameter."""
 
-    def __init__(self, config: BridgeConfig, api: ApiClient, token: Token,
-                 publisher_factory: PublisherFactory,
-                 extra_streams: Optional[Callable[[RemoteRobot], List[StreamClient]]] = None,
-                 ) -> None:
+    def __init__(self, node: Any, config: BridgeConfig, api: ApiClient, token: Token) -> None:
+        self._node = node
         self._config = config
         self._api = api
         self._token = token
-        self._make_publisher = publisher_factory
-        self._extra_streams = extra_streams
+        self.decode_worker = DecodeWorker() if config.camera and config.decode_images else None
         self.robots: Dict[str, RobotStreams] = {}
         self.unresolved: Dict[str, str] = dict.fromkeys(config.robots, 'resolving')
         self._tasks: List[asyncio.Task] = []
@@ -94,21 +98,35 @@ class Fleet:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.decode_worker is not None:
+            self.decode_worker.stop()
+
+    def _stream(self, robot: RemoteRobot, stream: str, on_frame: Callable[[Any], None],
+                **kwargs: Any) -> StreamClient:
+        return StreamClient(self._api.base_url, robot.id, stream, self._token,
+                            on_frame=on_frame, **kwargs)
 
     async def _run_robot(self, robot_id: str) -> None:
         robot = await self._resolve(robot_id)
         if robot is None:
             return
+        config = self._config
         entry = RobotStreams(robot, [])
         entry.topics = TopicMirror(
-            robot.ros_name, robot.namespace, robot.frame_prefix, self._make_publisher,
-            self._config.topics, self._config.deny_topics, self._config.qos_overrides,
-            self._config.topic_throttle)
-        entry.streams.append(StreamClient(
-            self._api.base_url, robot.id, ECHO_STREAM, self._token,
-            on_frame=entry.topics.on_frame, on_connect=entry.topics.on_connect))
-        if self._extra_streams is not None:
-            entry.streams += self._extra_streams(robot)
+            robot.ros_name, robot.namespace, robot.frame_prefix,
+            lambda topic, cls, qos: self._node.create_publisher(cls, topic, qos),
+            config.topics, config.deny_topics, config.qos_overrides, config.topic_throttle)
+        entry.streams.append(self._stream(robot, ECHO_STREAM, entry.topics.on_frame,
+                                          on_connect=entry.topics.on_connect))
+        if config.camera:
+            entry.camera = CameraMirror(
+                robot.ros_name, robot.namespace, robot.frame_prefix + config.camera_frame_id,
+                self._node.create_publisher, lambda: self._node.get_clock().now().to_msg(),
+                self.decode_worker, config.camera_max_frame_bytes)
+            # JPEGs do not compress; a short queue keeps memory bounded when behind.
+            entry.streams.append(self._stream(
+                robot, CAMERA_STREAM, entry.camera.on_frame, compression=False,
+                max_frame_bytes=config.camera_max_frame_bytes, max_queue=2))
         self.robots[robot_id] = entry
         self.unresolved.pop(robot_id, None)
         _log.info('mirroring robot %s (%s) under %s, frames prefixed %r', robot.name,
@@ -129,10 +147,3 @@ class Fleet:
                 delay = backoff.next_delay()
                 _log.warning('robot %s: %s; retrying in %.1fs', robot_id, error, delay)
                 await asyncio.sleep(delay)
-
-
-def publisher_factory(node: Any) -> PublisherFactory:
-    """Return a factory that creates publishers on ``node``."""
-    def make(topic: str, cls: type, qos: Any) -> Any:
-        return node.create_publisher(cls, topic, qos)
-    return make

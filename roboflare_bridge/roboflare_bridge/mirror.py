@@ -34,7 +34,7 @@ from rclpy.qos import (
 )
 
 from .codec import Codec, CodecError, UnknownType
-from .counters import DropCounter
+from .counters import DropCounter, publish_or_drop
 from .frames import (
     EchoMessage, EchoStatus, EchoTopics, FrameError, LIST_TOPICS_OP, parse_echo_frame,
     subscribe_op,
@@ -162,8 +162,8 @@ class TopicMirror:
             return
         if echo.topic == TF_STATIC_TOPIC:
             message = self._merge_static(message)
-        publisher.publish(message)
-        self.stats.published += 1
+        if publish_or_drop(publisher, message, self.drops):
+            self.stats.published += 1
 
     def _publisher(self, topic: str, type_name: str, cls: type) -> Any:
         entry = self._publishers.get(topic)

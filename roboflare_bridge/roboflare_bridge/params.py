@@ -49,6 +49,7 @@ class BridgeConfig:
     camera: bool = True
     decode_images: bool = True
     camera_frame_id: str = 'camera_optical_frame'
+    camera_max_frame_bytes: int = 16 << 20
     remote_logs: bool = True
     forward_logs: bool = False
     robot_id: str = ''
@@ -75,6 +76,7 @@ DESCRIPTIONS = {
     'camera': "mirror the robots' camera streams",
     'decode_images': 'publish decoded camera/image_raw (only while it has subscribers)',
     'camera_frame_id': 'frame id of mirrored camera images (before the frame prefix)',
+    'camera_max_frame_bytes': 'largest JPEG accepted; a larger frame is dropped (reconnect)',
     'remote_logs': "republish the robots' logs on <namespace>/rosout",
     'forward_logs': "forward this machine's /rosout upstream as robot robot_id",
     'robot_id': 'the robot this bridge runs on (for forward_logs)',
@@ -185,6 +187,9 @@ def _validate(config: BridgeConfig) -> None:
             fail(name, 'must be a number > 0')
     if not isinstance(config.spool_max_bytes, int) or config.spool_max_bytes < 64 << 10:
         fail('spool_max_bytes', 'must be an integer >= 65536')
+    if (not isinstance(config.camera_max_frame_bytes, int)
+            or not 1024 <= config.camera_max_frame_bytes <= 1 << 30):
+        fail('camera_max_frame_bytes', 'must be an integer between 1024 and 2^30')
     if config.log_min_level not in LOG_LEVELS:
         fail('log_min_level', f'must be one of {", ".join(LOG_LEVELS)}')
     if config.forward_logs and not config.robot_id:

@@ -90,6 +90,12 @@ def handshake_status(exc: BaseException) -> Optional[int]:
     return status if isinstance(status, int) else None
 
 
+def _close_code(exc: ConnectionClosed) -> Optional[int]:
+    """Return the close code we sent, for both websockets APIs."""
+    sent = getattr(exc, 'sent', None)  # websockets >= 10: the Close frame we sent
+    return getattr(sent, 'code', None)
+
+
 def websocket_url(base_url: str, robot_id: str, stream: str) -> str:
     """Return the stream's URL without the token (https -> wss, http -> ws)."""
     parts = urlsplit(base_url)
@@ -105,7 +111,7 @@ class StreamClient:
                  on_frame: Callable[[Frame], None],
                  on_connect: Optional[Callable[['StreamClient'], Awaitable[None]]] = None,
                  on_disconnect: Optional[Callable[['StreamClient'], None]] = None,
-                 max_frame_bytes: int = 16 << 20, compression: bool = True,
+                 max_frame_bytes: int = 16 << 20, max_queue: int = 16, compression: bool = True,
                  backoff: Optional[Backoff] = None, healthy_after_s: float = 10.0,
                  open_timeout_s: float = 10.0, ping_interval_s: float = 10.0,
                  ping_timeout_s: float = 10.0, close_timeout_s: float = 2.0) -> None:
@@ -124,7 +130,7 @@ class StreamClient:
         self._connect_kwargs: Dict[str, Any] = {
             'open_timeout': open_timeout_s, 'ping_interval': ping_interval_s,
             'ping_timeout': ping_timeout_s, 'close_timeout': close_timeout_s,
-            'max_size': max_frame_bytes,
+            'max_size': max_frame_bytes, 'max_queue': max_queue,
             'compression': 'deflate' if compression else None, 'logger': self._ws_logger}
         self._ws: Any = None
         self._stopping = asyncio.Event()
@@ -151,7 +157,13 @@ class StreamClient:
                     _log.error('%s: %s', self.url, self.stats.last_error)
                     return
                 self._record_error(f'handshake failed: {self._token.scrub(str(exc))}')
-            except (OSError, ConnectionClosed, asyncio.TimeoutError) as exc:
+            except ConnectionClosed as exc:
+                if _close_code(exc) == 1009:  # we closed it: a frame over max_frame_bytes
+                    self.stats.drops += 1
+                    self._record_error('a frame exceeded max_frame_bytes; reconnecting')
+                else:
+                    self._record_error(f'connection closed: {self._token.scrub(str(exc))}')
+            except (OSError, asyncio.TimeoutError) as exc:
                 self._record_error(f'{type(exc).__name__}: {self._token.scrub(str(exc))}')
             if self._stopping.is_set():
                 break

@@ -72,6 +72,30 @@ class EmulatorThread:
         self.loop.close()
 
 
+class EmulatorProcess:
+    """The ``emulator`` executable as a separate process (its own CPU, its own GIL)."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([executable('emulator'), '--port', '0', *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, start_new_session=True)
+        first = self.proc.stdout.readline().strip()
+        if not first.startswith('listening on '):
+            self.proc.kill()
+            raise RuntimeError(f'emulator did not start: {first!r}')
+        self.url = first.split()[-1]
+        self.token = self.proc.stdout.readline().strip()
+
+    def control(self, method: str, path: str, json: Any = None) -> Any:
+        response = httpx.request(method, self.url + path, json=json, timeout=10,
+                                 headers={'Authorization': f'Bearer {self.token}'})
+        response.raise_for_status()
+        return response.json()
+
+    def close(self) -> None:
+        stop_process(self.proc)
+
+
 def wait_future(future: Any, timeout: float) -> Any:
     """Wait for an rclpy Future completed by the harness's executor thread."""
     done = threading.Event()
@@ -223,6 +247,40 @@ class Collector:
         return self.wait_for(lambda m: len(m) >= at_least, timeout, f'{at_least} messages')
 
 
-__all__: List[str] = ['EmulatorThread', 'RosHarness', 'BridgeProcess', 'Collector',
-                      'wait_future', 'wait_until', 'start_python', 'stop_process', 'executable',
+def diagnostics_values(ros: 'RosHarness', name_part: str, timeout: float = 15,
+                       predicate: Optional[Callable[[Dict[str, str]], bool]] = None
+                       ) -> Dict[str, str]:
+    """Return the key/values of the first /diagnostics status whose name has ``name_part``."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    found: Dict[str, str] = {}
+    collector = Collector()
+    subscription = ros.node.create_subscription(DiagnosticArray, '/diagnostics', collector, 10)
+
+    def match(arrays: List[Any]) -> bool:
+        for array in arrays[-3:]:
+            for status in array.status:
+                if name_part in status.name:
+                    values = {kv.key: kv.value for kv in status.values}
+                    if predicate is None or predicate(values):
+                        found.update(values, _level=status.level, _message=status.message)
+                        return True
+        return False
+    try:
+        collector.wait_for(match, timeout, f'a diagnostics status named {name_part!r}')
+    finally:
+        ros.node.destroy_subscription(subscription)
+    return found
+
+
+def rss_bytes(pid: int) -> int:
+    """Return the resident set size of a process."""
+    for line in open(f'/proc/{pid}/status'):
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) * 1024
+    raise ValueError('no VmRSS')
+
+
+__all__: List[str] = ['EmulatorThread', 'EmulatorProcess', 'RosHarness', 'BridgeProcess',
+                      'Collector', 'diagnostics_values', 'rss_bytes', 'wait_future',
+                      'wait_until', 'start_python', 'stop_process', 'executable',
                       'ros_subprocess_env']

@@ -112,7 +112,7 @@ class Emulator:
         self.port = self.config.port
         self.connections: Set[_Connection] = set()
         self.handshakes = 0
-        self._camera = CameraFeed(*self.config.camera_size)
+        self.camera = CameraFeed(*self.config.camera_size)
         self._runner: Optional[web.AppRunner] = None
         self._ticker: Optional[asyncio.Task] = None
         self._resume = asyncio.Event()
@@ -460,7 +460,7 @@ class Emulator:
                 next_at += period
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
                 n += 1
-                await self._send(conn, self._camera.frame(n + robot.index * 7), sent)
+                await self._send(conn, self.camera.frame(n + robot.index * 7), sent)
 
         conn.subscriptions['emit'] = asyncio.ensure_future(emit())
 
@@ -566,13 +566,18 @@ class Emulator:
         for size in body.get('jpeg_like_bytes', []):
             frames.append(b'\xff\xd8' + bytes(max(0, int(size) - 4)) + b'\xff\xd9')
         targets = [c for c in self.connections if c.robot_id == robot_id and c.stream == stream]
+        closed = 0
         for conn in targets:
-            for frame in frames:
-                if isinstance(frame, bytes):
-                    await conn.ws.send_bytes(frame)
-                else:
-                    await conn.ws.send_str(str(frame))
-        return _json({'connections': len(targets), 'frames': len(frames)})
+            try:
+                for frame in frames:
+                    if isinstance(frame, bytes):
+                        await conn.ws.send_bytes(frame)
+                    else:
+                        await conn.ws.send_str(str(frame))
+            except (ConnectionError, RuntimeError):
+                closed += 1  # the client hung up mid-injection (e.g. on an oversized frame)
+        return _json({'connections': len(targets), 'frames': len(frames),
+                      'closed_by_client': closed})
 
     async def _drop_streams(self, request: web.Request) -> web.Response:
         return _json({'dropped': await self.drop_streams(abort=True)})

@@ -1,0 +1,284 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+Camera mirroring: a robot's ``camera/ws`` JPEG frames as image_transport-style topics.
+
+``<ns>/camera/image_raw/compressed`` (CompressedImage, ``jpeg``) gets every frame, the
+received bytes handed to rclpy as they are. ``<ns>/camera/image_raw`` (Image, ``bgr8``)
+is decoded only while it has subscribers, in one decode thread shared by all robots that
+keeps only the newest frame of each robot: when decoding falls behind, stale frames are
+dropped and counted, and memory holds at most one pending frame per robot.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+import logging
+import threading
+import time
+from typing import Any, Callable, Deque, Dict, Optional, Tuple
+
+import numpy as np
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+
+from .counters import DropCounter, publish_or_drop
+from .frames import check_jpeg, FrameError
+
+_log = logging.getLogger(__name__)
+
+# Few frames queued per subscriber: images are big and only the newest matters.
+IMAGE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE,
+                       history=HistoryPolicy.KEEP_LAST)
+RATE_WINDOW_S = 2.0
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+class JpegDecoder:
+    """
+    JPEG -> ``bgr8`` Image, with the best decoder this machine has.
+
+    Decoders, fastest first: simplejpeg (libjpeg-turbo, wheels), OpenCV's imdecode (libjpeg-
+    turbo on Ubuntu's python3-opencv). The Image is built with ROS 2's cv_bridge where it is
+    installed and passes a self-test (the PyPI cv-bridge is a ROS 1 port that fails on
+    NumPy 2), otherwise directly, the same way cv_bridge does.
+    """
+
+    def __init__(self) -> None:
+        self.name, self._decode = _pick_decoder()
+        self._bridge = _working_cv_bridge()
+        self.uses_cv_bridge = self._bridge is not None
+
+    def decode(self, jpeg: bytes) -> np.ndarray:
+        """Return the image as an HxWx3 uint8 BGR array; raise FrameError if corrupt."""
+        try:
+            image = self._decode(jpeg)
+        except Exception as exc:  # noqa: BLE001 - each decoder has its own error type
+            raise FrameError(f'JPEG does not decode: {str(exc)[:100]}') from None
+        if image is None or image.ndim != 3 or image.shape[2] != 3:
+            raise FrameError('JPEG does not decode to a 3-channel image')
+        return image
+
+    def to_message(self, image: np.ndarray) -> Image:
+        if self._bridge is not None:
+            return self._bridge.cv2_to_imgmsg(image, encoding='bgr8')
+        return bgr8_message(image)
+
+
+def jpeg_size(jpeg: bytes) -> Tuple[int, int]:
+    """Return (width, height) from a JPEG's frame header, or (0, 0) if there is none."""
+    i = 2
+    while i + 9 < len(jpeg):
+        if jpeg[i] != 0xFF:
+            return 0, 0
+        marker = jpeg[i + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+            height = int.from_bytes(jpeg[i + 5:i + 7], 'big')
+            return int.from_bytes(jpeg[i + 7:i + 9], 'big'), height
+        i += 2 + int.from_bytes(jpeg[i + 2:i + 4], 'big')
+    return 0, 0
+
+
+def bgr8_message(image: np.ndarray) -> Image:
+    """Return a bgr8 Image holding ``image`` (HxWx3 uint8), as cv_bridge would."""
+    height, width = image.shape[:2]
+    message = Image(height=height, width=width, encoding='bgr8', is_bigendian=0,
+                    step=width * 3)
+    message._data = np.ascontiguousarray(image).tobytes()  # bytes: no per-byte setter work
+    return message
+
+
+def _pick_decoder() -> Tuple[str, Callable[[bytes], np.ndarray]]:
+    try:
+        import simplejpeg
+        return 'simplejpeg', lambda data: simplejpeg.decode_jpeg(data, colorspace='BGR')
+    except ImportError:
+        pass
+    try:
+        import cv2
+        return 'opencv', lambda data: cv2.imdecode(np.frombuffer(data, np.uint8),
+                                                   cv2.IMREAD_COLOR)
+    except ImportError:
+        raise ImportError('no JPEG decoder: install python3-opencv or simplejpeg') from None
+
+
+def _working_cv_bridge() -> Any:
+    try:
+        from cv_bridge import CvBridge
+        bridge = CvBridge()
+        probe = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+        message = bridge.cv2_to_imgmsg(probe, encoding='bgr8')
+        if (message.height, message.width, message.encoding) != (2, 3, 'bgr8') or \
+                bytes(message.data) != probe.tobytes():
+            raise ValueError('wrong conversion')
+        return bridge
+    except Exception as exc:  # noqa: BLE001 - any failure means: do not use it
+        if not isinstance(exc, ImportError):
+            _log.info('cv_bridge is installed but fails its self-test (%s); using the '
+                      'built-in bgr8 conversion', exc)
+        return None
+
+
+@dataclass
+class _Pending:
+    jpeg: bytes
+    stamp: Any
+    frame_id: str
+    publish: Callable[[Image], None]
+    on_done: Callable[[float], None]  # decode seconds, or -1 for an undecodable frame
+
+
+class DecodeWorker:
+    """One thread decoding the newest pending frame of each camera, in arrival order."""
+
+    def __init__(self, decoder: Optional[JpegDecoder] = None) -> None:
+        self.decoder = decoder or JpegDecoder()
+        self._pending: Dict[str, _Pending] = {}
+        self._order: Deque[str] = deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name='roboflare-decode', daemon=True)
+        self._thread.start()
+
+    def submit(self, camera: str, job: _Pending) -> bool:
+        """Queue a frame; return False if it replaced an undecoded one (a counted drop)."""
+        with self._wake:
+            replaced = camera in self._pending
+            self._pending[camera] = job
+            if not replaced:
+                self._order.append(camera)
+            self._wake.notify()
+        return not replaced
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._order and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                job = self._pending.pop(self._order.popleft())
+            started = time.perf_counter()
+            try:
+                message = self.decoder.to_message(self.decoder.decode(job.jpeg))
+            except FrameError as exc:
+                job.on_done(-1.0)
+                _log.debug('decode failed: %s', exc)
+                continue
+            message.header.stamp = job.stamp
+            message.header.frame_id = job.frame_id
+            job.publish(message)
+            job.on_done(time.perf_counter() - started)
+
+
+# -- one robot's camera --------------------------------------------------------------------
+
+@dataclass
+class CameraStats:
+    """Counters of one camera, for diagnostics."""
+
+    frames: int = 0
+    bytes: int = 0  # noqa: A003 - a counter's natural name
+    published: int = 0
+    decoded: int = 0
+    decode_failures: int = 0
+    decode_s_total: float = 0.0
+    width: int = 0
+    height: int = 0
+    _window: Deque[Tuple[float, int]] = field(default_factory=deque, repr=False)
+
+    def record(self, size: int, now: float) -> None:
+        self.frames += 1
+        self.bytes += size
+        self._window.append((now, size))
+        while self._window and now - self._window[0][0] > RATE_WINDOW_S:
+            self._window.popleft()
+
+    def rates(self, now: float) -> Tuple[float, float]:
+        """Return (frames/s, bytes/s) over the last window."""
+        while self._window and now - self._window[0][0] > RATE_WINDOW_S:
+            self._window.popleft()
+        if not self._window:
+            return 0.0, 0.0
+        return (len(self._window) / RATE_WINDOW_S,
+                sum(size for _, size in self._window) / RATE_WINDOW_S)
+
+    @property
+    def mean_decode_ms(self) -> float:
+        return 1000 * self.decode_s_total / self.decoded if self.decoded else 0.0
+
+
+class CameraMirror:
+    """Publishes one robot's camera frames as compressed and (on demand) raw images."""
+
+    def __init__(self, robot_label: str, namespace: str, frame_id: str,
+                 create_publisher: Callable[[type, str, QoSProfile], Any],
+                 now: Callable[[], Any], worker: Optional[DecodeWorker],
+                 max_frame_bytes: int) -> None:
+        base = namespace.rstrip('/') + '/camera/image_raw'
+        self.frame_id = frame_id
+        self.stats = CameraStats()
+        self.drops = DropCounter(_log, f'{robot_label} camera')
+        self._label = robot_label
+        self._now = now
+        self._worker = worker
+        self._max_frame_bytes = max_frame_bytes
+        self._compressed = create_publisher(CompressedImage, base + '/compressed', IMAGE_QOS)
+        self._raw = create_publisher(Image, base, IMAGE_QOS) if worker is not None else None
+
+    def on_frame(self, frame: Any) -> None:
+        if isinstance(frame, str):
+            return  # the contract: text frames on camera/ws are ignored
+        received = time.monotonic()
+        stamp = self._now()
+        try:
+            check_jpeg(frame, self._max_frame_bytes)
+        except FrameError as exc:
+            self.drops.drop('bad frame', str(exc))
+            return
+        self.stats.record(len(frame), received)
+        if self.stats.frames % 30 == 1:  # the header is enough: no decode
+            self.stats.width, self.stats.height = jpeg_size(frame)
+        message = CompressedImage(format='jpeg')
+        message.header.stamp = stamp
+        message.header.frame_id = self.frame_id
+        message._data = frame  # bytes from the socket, straight to rclpy (no per-byte work)
+        if publish_or_drop(self._compressed, message, self.drops):
+            self.stats.published += 1
+        if self._raw is not None and self._raw.get_subscription_count() > 0:
+            accepted = self._worker.submit(self._label, _Pending(
+                frame, stamp, self.frame_id, self._publish_raw, self._decoded))
+            if not accepted:
+                self.drops.drop('stale frame', 'decoding fell behind; kept the newest frame',
+                                level=logging.DEBUG)
+
+    def _publish_raw(self, image: Image) -> None:
+        publish_or_drop(self._raw, image, self.drops)
+
+    def _decoded(self, seconds: float) -> None:
+        # Runs in the decode thread; plain counter updates are safe under the GIL.
+        if seconds < 0:
+            self.stats.decode_failures += 1
+            self.drops.by_reason['undecodable'] += 1
+        else:
+            self.stats.decoded += 1
+            self.stats.decode_s_total += seconds
