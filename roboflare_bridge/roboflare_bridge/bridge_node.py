@@ -21,12 +21,14 @@ robots (mirror.py, camera.py), logs (logs.py) and health (diagnostics.py).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 import signal
 import sys
 import threading
 from typing import Any, Iterable, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticStatus
+from rcl_interfaces.msg import Log
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -34,11 +36,14 @@ from rclpy.signals import SignalHandlerOptions
 
 from .api_client import ApiClient
 from .control_plane import ControlPlane
-from .credentials import check_base_url, CredentialsError, resolve_credentials
-from .diagnostics import Diagnostics, robot_statuses, status
+from .credentials import check_base_url, CredentialsError, resolve_credentials, Token
+from .diagnostics import Diagnostics, forwarder_statuses, robot_statuses, status
 from .fleet import Fleet
+from .frames import LOGS_STREAM
+from .logs import LogForwarder, rosout_qos, Spool
 from .loop_thread import AsyncioThread
-from .params import BridgeConfig, declare_and_read, ParameterError
+from .params import BridgeConfig, declare_and_read, ParameterError, ros_name
+from .streams import StreamClient
 
 NODE_NAME = 'roboflare_bridge'
 
@@ -94,11 +99,35 @@ class RoboflareBridge(Node):
                                           self.config.deploy_poll_interval_s)
         self.fleet = Fleet(self, self.config, self.api, credentials.token)
         self._fleet_run = self.loop.submit(self.fleet.run())
+        self.forwarder: Optional[LogForwarder] = None
+        self._forwarder_stream: Optional[StreamClient] = None
+        if self.config.forward_logs:
+            self._start_forwarding(credentials.token)
         self.diagnostics = Diagnostics(self, self.config.diagnostics_period_s,
                                        self._diagnostic_statuses)
         self.get_logger().info(
             f'bridging {credentials.base_url} ({credentials.token.kind} token); '
             f'robots: {", ".join(self.config.robots) or "none"}')
+
+    def _start_forwarding(self, token: Token) -> None:
+        """Forward this machine's /rosout upstream as robot ``robot_id``."""
+        config = self.config
+        spool_dir = Path(config.spool_dir).expanduser() / ros_name(config.robot_id)
+        # Never forward our own records: that would be a feedback loop.
+        ignore = [self.get_logger().name, *config.log_ignore_nodes]
+        self.forwarder = LogForwarder(self.loop.loop, Spool(spool_dir, config.spool_max_bytes),
+                                      config.log_min_level, ignore)
+        self._forwarder_stream = StreamClient(
+            self.api.base_url, config.robot_id, LOGS_STREAM, token,
+            on_frame=self.forwarder.on_frame, on_connect=self.forwarder.on_connect,
+            on_disconnect=self.forwarder.on_disconnect)
+        self.loop.submit(self._forwarder_stream.run())
+        self.loop.submit(self.forwarder.run_sync())
+        self.create_subscription(Log, '/rosout', self.forwarder.on_rosout, rosout_qos())
+        self.get_logger().info(
+            f'forwarding /rosout at or above {config.log_min_level} as robot '
+            f'{config.robot_id}; spool {spool_dir} ({self.forwarder.spool.records} records '
+            'waiting)')
 
     def _diagnostic_statuses(self, now: float) -> Iterable[DiagnosticStatus]:
         api, plane = self.api, self.control_plane
@@ -112,6 +141,8 @@ class RoboflareBridge(Node):
                          f'not mirrored yet: {reason}', {'robot_id': robot_id})
         for robot in list(self.fleet.robots.values()):
             yield from robot_statuses(robot, now)
+        if self.forwarder is not None and self._forwarder_stream is not None:
+            yield from forwarder_statuses(self.forwarder, self._forwarder_stream)
 
     def shutdown(self) -> None:
         """Stop the asyncio side: close streams and the HTTP client, bounded in time."""
@@ -121,6 +152,10 @@ class RoboflareBridge(Node):
         logging.getLogger('roboflare_bridge').removeHandler(self._log_handler)
 
     async def _shutdown_async(self) -> None:
+        if self.forwarder is not None and self._forwarder_stream is not None:
+            await self._forwarder_stream.stop()
+            await self.forwarder.flush()  # what is in memory goes to the spool
+            self.forwarder.close()
         await self.fleet.stop()
         await self.api.aclose()
 

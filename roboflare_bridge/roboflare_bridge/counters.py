@@ -38,9 +38,10 @@ class DropCounter:
     def total(self) -> int:
         return sum(self.by_reason.values())
 
-    def drop(self, reason: str, detail: str = '', level: int = logging.WARNING) -> None:
-        """Count one drop; log it unless this reason was logged within the period."""
-        self.by_reason[reason] += 1
+    def drop(self, reason: str, detail: str = '', level: int = logging.WARNING,
+             count: int = 1) -> None:
+        """Count drops; log them unless this reason was logged within the period."""
+        self.by_reason[reason] += count
         now = time.monotonic()
         last = self._logged_at.get(reason)
         if last is not None and now - last < self._period_s:

@@ -95,6 +95,23 @@ def robot_statuses(robot: Any, now: float) -> List[DiagnosticStatus]:
     return [status(f'robot {robot.robot.ros_name}', level, message, values)] + streams
 
 
+def forwarder_statuses(forwarder: Any, stream: StreamClient) -> List[DiagnosticStatus]:
+    """Return the upstream log forwarder's status and its stream's."""
+    stats, spool = forwarder.stats, forwarder.spool
+    level = OK if stream.stats.connected else WARN
+    if stream.stats.unauthorized:
+        level = ERROR
+    message = (f'{spool.records} records waiting in the spool' if spool.records else
+               'all records acknowledged')
+    values = {'received': stats.received, 'filtered': stats.filtered,
+              'replayed_skipped': stats.replayed_skipped, 'forwarded': stats.forwarded,
+              'acked_batches': stats.acked_batches, 'acked_records': stats.acked_records,
+              'rejected_records': stats.rejected_records, 'spool_records': spool.records,
+              'spool_bytes': spool.size, 'spool_dropped_records': spool.dropped_records,
+              'drops': forwarder.drops.total}
+    return [status('log forwarding', level, message, values), stream_status(stream)]
+
+
 class Diagnostics:
     """Publishes the bridge's statuses periodically."""
 

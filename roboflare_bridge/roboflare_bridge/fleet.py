@@ -31,7 +31,8 @@ from .api_client import ApiClient
 from .backoff import Backoff
 from .camera import CameraMirror, DecodeWorker
 from .credentials import Token
-from .frames import CAMERA_STREAM, ECHO_STREAM
+from .frames import CAMERA_STREAM, ECHO_STREAM, LOGS_STREAM
+from .logs import LogMirror
 from .mirror import TopicMirror
 from .params import BridgeConfig, ros_name
 from .resources import ApiError
@@ -127,6 +128,10 @@ class Fleet:
             entry.streams.append(self._stream(
                 robot, CAMERA_STREAM, entry.camera.on_frame, compression=False,
                 max_frame_bytes=config.camera_max_frame_bytes, max_queue=2))
+        if config.remote_logs:
+            logs = LogMirror(robot.ros_name, robot.namespace, self._node.create_publisher)
+            entry.extra.append(logs.stats)
+            entry.streams.append(self._stream(robot, LOGS_STREAM, logs.on_frame))
         self.robots[robot_id] = entry
         self.unresolved.pop(robot_id, None)
         _log.info('mirroring robot %s (%s) under %s, frames prefixed %r', robot.name,
