@@ -40,7 +40,7 @@ from .credentials import check_base_url, CredentialsError, resolve_credentials, 
 from .diagnostics import Diagnostics, forwarder_statuses, robot_statuses, status
 from .fleet import Fleet
 from .frames import LOGS_STREAM
-from .logs import LogForwarder, rosout_qos, Spool
+from .logs import drain_subscription, LogForwarder, rosout_qos, Spool
 from .loop_thread import AsyncioThread
 from .params import BridgeConfig, declare_and_read, ParameterError, ros_name
 from .streams import StreamClient
@@ -123,7 +123,12 @@ class RoboflareBridge(Node):
             on_disconnect=self.forwarder.on_disconnect)
         self.loop.submit(self._forwarder_stream.run())
         self.loop.submit(self.forwarder.run_sync())
-        self.create_subscription(Log, '/rosout', self.forwarder.on_rosout, rosout_qos())
+        forwarder = self.forwarder
+
+        def on_rosout(message: Log) -> None:
+            forwarder.on_rosout(message)
+            drain_subscription(subscription, forwarder.on_rosout)
+        subscription = self.create_subscription(Log, '/rosout', on_rosout, rosout_qos())
         self.get_logger().info(
             f'forwarding /rosout at or above {config.log_min_level} as robot '
             f'{config.robot_id}; spool {spool_dir} ({self.forwarder.spool.records} records '

@@ -598,4 +598,7 @@ class Emulator:
             entry['connections'] += 1
             entry['subscriptions'] += sorted(t for t in conn.subscriptions if t.startswith('/'))
         return _json({'handshakes': self.handshakes, 'streams': streams,
-                      'deployments': len(self.world.deployments)})
+                      'deployments': len(self.world.deployments),
+                      'uploaded_records': {robot: len(records) for robot, records
+                                           in self.world.uploaded_logs.items()},
+                      'duplicate_batches': self.world.duplicate_batches})
