@@ -100,11 +100,16 @@ def main():
                   for i in range(args.publishers)]
     start_acked, start_cpu, started = acked(), cpu_seconds(bridge.pid), time.monotonic()
     published = sum(int(p.stdout.readline() or 0) for p in publishers)
-    deadline = time.monotonic() + 60
-    while acked() - start_acked < published and time.monotonic() < deadline:
-        time.sleep(0.2)  # letting the bridge drain what was published
-    elapsed = time.monotonic() - started
-    forwarded = acked() - start_acked
+    # Let the bridge drain; stop when everything is acknowledged or acks stall for 2 s
+    # (records the DDS writer overwrote before the bridge took them never arrive).
+    last, last_change = acked(), time.monotonic()
+    while last - start_acked < published and time.monotonic() - last_change < 2.0:
+        time.sleep(0.1)
+        now = acked()
+        if now != last:
+            last, last_change = now, time.monotonic()
+    elapsed = last_change - started
+    forwarded = last - start_acked
     cpu = cpu_seconds(bridge.pid) - start_cpu
     for process in [bridge, emulator, *publishers]:
         process.terminate()

@@ -125,10 +125,12 @@ class RoboflareBridge(Node):
         self.loop.submit(self.forwarder.run_sync())
         forwarder = self.forwarder
 
-        def on_rosout(message: Log) -> None:
-            forwarder.on_rosout(message)
-            drain_subscription(subscription, forwarder.on_rosout)
-        subscription = self.create_subscription(Log, '/rosout', on_rosout, rosout_qos())
+        def on_rosout(data: bytes) -> None:
+            forwarder.on_rosout_raw(data)
+            drain_subscription(subscription, forwarder.on_rosout_raw)
+        # Raw: the forwarder reads the few fields it needs from the serialised message.
+        subscription = self.create_subscription(Log, '/rosout', on_rosout, rosout_qos(),
+                                                raw=True)
         self.get_logger().info(
             f'forwarding /rosout at or above {config.log_min_level} as robot '
             f'{config.robot_id}; spool {spool_dir} ({self.forwarder.spool.records} records '

@@ -43,6 +43,7 @@ import json
 import logging
 import os
 from pathlib import Path
+import struct
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 import uuid
 
@@ -89,21 +90,77 @@ def level_name(level: int) -> str:
     return 'debug'
 
 
+@dataclass(frozen=True)
+class RosoutRecord:
+    """The fields of one rcl_interfaces/msg/Log."""
+
+    sec: int
+    nanosec: int
+    level: int
+    name: str
+    msg: str
+    file: str
+    function: str
+    line: int
+
+    @classmethod
+    def from_message(cls, message: Log) -> 'RosoutRecord':
+        return cls(message.stamp.sec, message.stamp.nanosec, message.level, message.name,
+                   message.msg, message.file, message.function, message.line)
+
+
+def parse_log_cdr(data: bytes) -> RosoutRecord:
+    """
+    Read a serialised rcl_interfaces/msg/Log (CDR, as rclpy's raw subscriptions give it).
+
+    Taking /rosout raw and reading these few fields here costs a fraction of building the
+    Python message through its generated constructor; the test checks it against rclpy's
+    own serialisation.
+    """
+    if len(data) < 4 + 12 or data[1] not in (0, 1):
+        raise ValueError('not a CDR-encapsulated message')
+    order = '<' if data[1] == 1 else '>'
+    body = memoryview(data)[4:]
+    sec, nanosec = struct.unpack_from(order + 'iI', body, 0)
+    level = body[8]
+    offset = 12
+    strings = []
+    for _ in range(4):
+        offset = (offset + 3) & ~3
+        (length,) = struct.unpack_from(order + 'I', body, offset)
+        start = offset + 4
+        if length == 0 or start + length > len(body):
+            raise ValueError('string runs past the end of the message')
+        strings.append(str(body[start:start + length - 1], 'utf-8', 'replace'))
+        offset = start + length
+    offset = (offset + 3) & ~3
+    (line,) = struct.unpack_from(order + 'I', body, offset)
+    return RosoutRecord(sec, nanosec, level, *strings, line)
+
+
+_TS_CACHE: Dict[int, str] = {}
+
+
 def rfc3339_ns(sec: int, nanosec: int) -> str:
     """Return a ROS time as an RFC 3339 UTC string with nanoseconds."""
-    base = datetime.fromtimestamp(sec, tz=timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')
+    base = _TS_CACHE.get(sec)
+    if base is None:  # many records share a second: format it once
+        if len(_TS_CACHE) > 64:
+            _TS_CACHE.clear()
+        base = _TS_CACHE[sec] = datetime.fromtimestamp(sec, tz=timezone.utc).strftime(
+            '%Y-%m-%dT%H:%M:%S')
     return f'{base}.{nanosec:09d}Z'
 
 
-def record_json(message: Log) -> str:
+def record_json(record: RosoutRecord) -> str:
     """Return a /rosout record as the contract's JSON log record."""
-    text = message.msg
+    text = record.msg
     if len(text) > MAX_MSG_CHARS:
         text = text[:MAX_MSG_CHARS] + ' [truncated]'
-    return jsonutil.dumps({'ts': rfc3339_ns(message.stamp.sec, message.stamp.nanosec),
-                           'level': level_name(message.level), 'logger': message.name,
-                           'msg': text, 'file': message.file, 'function': message.function,
-                           'line': message.line})
+    return jsonutil.dumps({'ts': rfc3339_ns(record.sec, record.nanosec),
+                           'level': level_name(record.level), 'logger': record.name,
+                           'msg': text, 'file': record.file, 'function': record.function,
+                           'line': record.line})
 
 
 def normalise_logger(name: str) -> str:
@@ -279,6 +336,7 @@ class LogForwarder:
         self.drops = DropCounter(_log, 'log forwarding')
         self._min_level = LEVEL_VALUES[min_level]
         self._ignore = tuple(normalise_logger(n) for n in ignore_loggers if n.strip())
+        self._ignored_cache: Dict[str, bool] = {}
         self._inbox: Deque[Tuple[str, int, str]] = deque()
         self._drain_scheduled = False
         self._batch: List[str] = []
@@ -295,24 +353,42 @@ class LogForwarder:
     # -- executor thread: the /rosout subscription ----------------------------------------
 
     def on_rosout(self, message: Log) -> None:
-        """Take one /rosout record (called in the rclpy executor's thread)."""
+        """Take one /rosout message (called in the rclpy executor's thread)."""
+        self.on_record(RosoutRecord.from_message(message))
+
+    def on_rosout_raw(self, data: bytes) -> None:
+        """Take one serialised /rosout message (a raw subscription: the fast path)."""
+        try:
+            record = parse_log_cdr(data)
+        except (ValueError, struct.error) as exc:
+            self.drops.drop('unreadable /rosout message', str(exc))
+            return
+        self.on_record(record)
+
+    def on_record(self, record: RosoutRecord) -> None:
         self.stats.received += 1
-        name = message.name
-        if message.level < self._min_level or self._ignored(name):
+        name = record.name
+        if record.level < self._min_level or self._ignored(name):
             self.stats.filtered += 1
             return
-        stamp = message.stamp.sec * 1_000_000_000 + message.stamp.nanosec
+        stamp = record.sec * 1_000_000_000 + record.nanosec
         if stamp <= self.spool.high_water.get(name, -1):
             # Transient-local history replayed to this subscription, already spooled.
             self.stats.replayed_skipped += 1
             return
-        self._inbox.append((name, stamp, record_json(message)))
+        self._inbox.append((name, stamp, record_json(record)))
         if not self._drain_scheduled:
             self._drain_scheduled = True
             self.loop.call_soon_threadsafe(self._drain)
 
     def _ignored(self, name: str) -> bool:
-        return any(name == ignored or name.startswith(ignored + '.') for ignored in self._ignore)
+        verdict = self._ignored_cache.get(name)
+        if verdict is None:
+            if len(self._ignored_cache) > 4096:
+                self._ignored_cache.clear()
+            verdict = self._ignored_cache[name] = any(
+                name == ignored or name.startswith(ignored + '.') for ignored in self._ignore)
+        return verdict
 
     # -- event loop: batching -------------------------------------------------------------
 
@@ -470,5 +546,5 @@ class LogMirror:
         return {'remote_logs_published': self.published, 'remote_logs_drops': self.drops.total}
 
 
-__all__ = ['LogForwarder', 'LogMirror', 'Spool', 'drain_subscription', 'record_json',
-           'log_message', 'rosout_qos']
+__all__ = ['LogForwarder', 'LogMirror', 'RosoutRecord', 'Spool', 'drain_subscription',
+           'log_message', 'parse_log_cdr', 'record_json', 'rosout_qos']

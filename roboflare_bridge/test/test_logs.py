@@ -16,13 +16,17 @@
 import asyncio
 import json
 import os
+import struct
 
 from builtin_interfaces.msg import Time
+from hypothesis import given, settings, strategies as st
 import pytest
 from rcl_interfaces.msg import Log
 from roboflare_bridge.frames import LogRecord, MAX_BATCH_BYTES, parse_log_record
+from rclpy.serialization import serialize_message
 from roboflare_bridge.logs import (
-    log_message, LogForwarder, normalise_logger, record_json, Spool,
+    log_message, LogForwarder, normalise_logger, parse_log_cdr, record_json, RosoutRecord,
+    Spool,
 )
 
 
@@ -32,12 +36,31 @@ def log(i, name='talker', level=Log.INFO, msg=None, sec=1_800_000_000):
                line=7)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-2 ** 31, 2 ** 31 - 1), st.integers(0, 2 ** 32 - 1), st.integers(0, 255),
+       *[st.text(st.characters(blacklist_categories=('Cs',), blacklist_characters='\x00'),
+                 max_size=40) for _ in range(4)], st.integers(0, 2 ** 32 - 1))
+def test_cdr_reader_matches_rclpy_serialisation(sec, nanosec, level, name, msg, file,
+                                                function, line):
+    message = Log(stamp=Time(sec=sec, nanosec=nanosec), level=level, name=name, msg=msg,
+                  file=file, function=function, line=line)
+    assert parse_log_cdr(serialize_message(message)) == RosoutRecord.from_message(message)
+
+
+@pytest.mark.parametrize('data', [b'', b'\x00\x01\x00\x00' + bytes(8),
+                                  b'\x00\x01\x00\x00' + bytes(12) + b'\xff\xff\x00\x00'])
+def test_cdr_reader_refuses_truncated_data(data):
+    with pytest.raises((ValueError, struct.error)):
+        parse_log_cdr(data)
+
+
 def test_record_json_follows_the_contract():
-    record = parse_log_record(json.loads(record_json(log(5, level=Log.WARN))))
+    record = parse_log_record(json.loads(record_json(
+        RosoutRecord.from_message(log(5, level=Log.WARN)))))
     assert record == LogRecord(ts='2027-01-15T08:00:00.000000005Z', level='warn',
                                logger='talker', msg='record 5', file='t.py', function='f',
                                line=7)
-    huge = json.loads(record_json(log(1, msg='x' * 100_000)))
+    huge = json.loads(record_json(RosoutRecord.from_message(log(1, msg='x' * 100_000))))
     assert len(huge['msg']) < 70_000 and huge['msg'].endswith('[truncated]')
 
 
@@ -112,7 +135,8 @@ def test_filters_levels_and_ignored_nodes(tmp_path):
         for message in (log(1, level=Log.DEBUG), log(2, name='roboflare_bridge'),
                         log(3, name='roboflare_bridge.streams'), log(4, name='noisy'),
                         log(5, name='noisier'), log(6)):
-            forwarder.on_rosout(message)
+            forwarder.on_rosout_raw(serialize_message(message))  # the bridge's fast path
+        forwarder.on_rosout_raw(b'junk')
         await asyncio.sleep(0)
         forwarder.close_batch()
         return forwarder
@@ -120,6 +144,7 @@ def test_filters_levels_and_ignored_nodes(tmp_path):
     frame = json.loads(forwarder.spool.entries[0].frame())
     assert [r['msg'] for r in frame['records']] == ['record 5', 'record 6']
     assert forwarder.stats.filtered == 4
+    assert forwarder.drops.by_reason == {'unreadable /rosout message': 1}
 
 
 def test_batches_close_by_count_bytes_and_time(tmp_path):
