@@ -116,7 +116,8 @@ class Fleet:
         entry.topics = TopicMirror(
             robot.ros_name, robot.namespace, robot.frame_prefix,
             lambda topic, cls, qos: self._node.create_publisher(cls, topic, qos),
-            config.topics, config.deny_topics, config.qos_overrides, config.topic_throttle)
+            config.topics, config.deny_topics, config.qos_overrides, config.topic_throttle,
+            config.fleet_frame)
         entry.streams.append(self._stream(robot, ECHO_STREAM, entry.topics.on_frame,
                                           on_connect=entry.topics.on_connect))
         if config.camera:

@@ -25,6 +25,7 @@ an unknown type is warned about once: nothing else stops.
 from __future__ import annotations
 
 import asyncio
+import copy
 from dataclasses import dataclass
 import logging
 from typing import Any, Callable, Dict, Optional, Set, Tuple
@@ -33,7 +34,7 @@ from rclpy.qos import (
     DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
 )
 
-from .codec import Codec, CodecError, UnknownType
+from .codec import Codec, CodecError, type_name_of, UnknownType
 from .counters import DropCounter, publish_or_drop
 from .frames import (
     EchoMessage, EchoStatus, EchoTopics, FrameError, LIST_TOPICS_OP, parse_echo_frame,
@@ -77,7 +78,7 @@ class TopicMirror:
     def __init__(self, robot_label: str, namespace: str, frame_prefix: str,
                  publisher_factory: PublisherFactory, allow: Tuple[str, ...] = ('/**',),
                  deny: Tuple[str, ...] = (), qos_overrides: Optional[Dict[str, str]] = None,
-                 throttle_ms: Optional[Dict[str, int]] = None) -> None:
+                 throttle_ms: Optional[Dict[str, int]] = None, fleet_frame: str = '') -> None:
         self.namespace = namespace.rstrip('/')
         self.codec = Codec(frame_prefix)
         self.stats = TopicStats()
@@ -90,6 +91,10 @@ class TopicMirror:
         self._publishers: Dict[str, Tuple[str, Any]] = {}  # remote topic -> (type, publisher)
         self._unknown_types: Set[str] = set()
         self._static_transforms: Dict[str, Any] = {}  # child frame -> TransformStamped
+        self._fleet_frame = fleet_frame
+        self._parents: Set[str] = set()
+        self._children: Set[str] = set()
+        self._linked_roots: Set[str] = set()
         self._stream: Any = None
 
     def local_name(self, remote_topic: str) -> str:
@@ -164,6 +169,8 @@ class TopicMirror:
             message = self._merge_static(message)
         if publish_or_drop(publisher, message, self.drops):
             self.stats.published += 1
+        if self._fleet_frame and echo.topic in (TF_TOPIC, TF_STATIC_TOPIC):
+            self._link_roots(message, type(message))
 
     def _publisher(self, topic: str, type_name: str, cls: type) -> Any:
         entry = self._publishers.get(topic)
@@ -180,6 +187,32 @@ class TopicMirror:
             return None
         self._publishers[topic] = (type_name, publisher)
         return publisher
+
+    def _link_roots(self, message: Any, tf_type: type) -> None:
+        """Hang every new root of the robot's TF tree under the fleet frame (identity)."""
+        for transform in message.transforms:
+            self._parents.add(transform.header.frame_id)
+            self._children.add(transform.child_frame_id)
+        roots = self._parents - self._children - self._linked_roots - {'', self._fleet_frame}
+        if not roots:
+            return
+        template = message.transforms[0] if message.transforms else None
+        if template is None:
+            return
+        for root in sorted(roots):
+            link = copy.deepcopy(template)
+            link.header.frame_id, link.child_frame_id = self._fleet_frame, root
+            link.transform.translation.x = link.transform.translation.y = 0.0
+            link.transform.translation.z = 0.0
+            rotation = link.transform.rotation
+            rotation.x = rotation.y = rotation.z = 0.0
+            rotation.w = 1.0
+            self._static_transforms[root] = link
+            self._linked_roots.add(root)
+        static = self._publisher(TF_STATIC_TOPIC, type_name_of(tf_type), tf_type)
+        if static is not None:
+            merged = tf_type(transforms=list(self._static_transforms.values()))
+            publish_or_drop(static, merged, self.drops)
 
     def _merge_static(self, message: Any) -> Any:
         # Late joiners get one latched message per publisher: keep the robot's whole tree.

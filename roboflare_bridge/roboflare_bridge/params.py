@@ -46,6 +46,7 @@ class BridgeConfig:
     deny_topics: Tuple[str, ...] = ()
     namespace_format: str = '/roboflare/{robot}'
     frame_prefix_format: str = '{robot}/'
+    fleet_frame: str = 'roboflare_fleet'
     camera: bool = True
     decode_images: bool = True
     camera_frame_id: str = 'camera_optical_frame'
@@ -73,6 +74,8 @@ DESCRIPTIONS = {
     'deny_topics': 'remote topics never mirrored (globs), applied after topics',
     'namespace_format': 'local namespace of a mirrored robot; {robot} = its ROS-safe name',
     'frame_prefix_format': 'prefix of every mirrored frame id; {robot} = its ROS-safe name',
+    'fleet_frame': 'frame linked (identity) to every robot\'s TF root, one rviz fixed frame '
+                   'for all robots; empty = none',
     'camera': "mirror the robots' camera streams",
     'decode_images': 'publish decoded camera/image_raw (only while it has subscribers)',
     'camera_frame_id': 'frame id of mirrored camera images (before the frame prefix)',

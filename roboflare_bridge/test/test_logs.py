@@ -22,8 +22,8 @@ from builtin_interfaces.msg import Time
 from hypothesis import given, settings, strategies as st
 import pytest
 from rcl_interfaces.msg import Log
-from roboflare_bridge.frames import LogRecord, MAX_BATCH_BYTES, parse_log_record
 from rclpy.serialization import serialize_message
+from roboflare_bridge.frames import LogRecord, MAX_BATCH_BYTES, parse_log_record
 from roboflare_bridge.logs import (
     log_message, LogForwarder, normalise_logger, parse_log_cdr, record_json, RosoutRecord,
     Spool,

@@ -49,7 +49,7 @@ def mirror():
         return publishers[topic]
     m = TopicMirror('robot_1', '/roboflare/robot_1', 'robot_1/', factory,
                     allow=('/**',), deny=('/secret/**',), qos_overrides={'/scan': 'best_effort'},
-                    throttle_ms={'/scan': 200})
+                    throttle_ms={'/scan': 200}, fleet_frame='fleet')
     m.publishers = publishers
     return m
 
@@ -107,7 +107,11 @@ def test_tf_goes_global_and_static_transforms_are_merged(mirror):
     assert static.qos.durability == DurabilityPolicy.TRANSIENT_LOCAL and static.qos.depth == 1
     assert sorted(t.child_frame_id for t in static.messages[-1].transforms) == [
         'robot_1/camera_link', 'robot_1/camera_optical_frame', 'robot_1/imu_link',
-        'robot_1/laser']
+        'robot_1/laser', 'robot_1/odom']
+    # The fleet frame holds the robot's TF root: one rviz fixed frame shows every robot.
+    link = next(t for t in static.messages[-1].transforms if t.child_frame_id ==
+                'robot_1/odom')
+    assert link.header.frame_id == 'fleet' and link.transform.rotation.w == 1.0
 
 
 BAD_FRAMES = [
