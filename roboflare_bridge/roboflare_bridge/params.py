@@ -74,7 +74,7 @@ DESCRIPTIONS = {
     'deny_topics': 'remote topics never mirrored (globs), applied after topics',
     'namespace_format': 'local namespace of a mirrored robot; {robot} = its ROS-safe name',
     'frame_prefix_format': 'prefix of every mirrored frame id; {robot} = its ROS-safe name',
-    'fleet_frame': 'frame linked (identity) to every robot\'s TF root, one rviz fixed frame '
+    'fleet_frame': "frame linked (identity) to every robot's TF root, one rviz fixed frame "
                    'for all robots; empty = none',
     'camera': "mirror the robots' camera streams",
     'decode_images': 'publish decoded camera/image_raw (only while it has subscribers)',

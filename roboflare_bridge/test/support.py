@@ -261,8 +261,9 @@ def diagnostics_values(ros: 'RosHarness', name_part: str, timeout: float = 15,
             for status in array.status:
                 if name_part in status.name:
                     values = {kv.key: kv.value for kv in status.values}
+                    values.update(_level=status.level, _message=status.message)
                     if predicate is None or predicate(values):
-                        found.update(values, _level=status.level, _message=status.message)
+                        found.update(values)
                         return True
         return False
     try:

@@ -1,0 +1,297 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+``make demo``: the emulator, the bridge against it, and a live view of what flows.
+
+Starts the emulator (two simulated robots) and the bridge as separate processes, then shows,
+refreshed in place: each robot's mirrored topics with their rates, its camera's fps and
+resolution, this machine's logs forwarded upstream and acknowledged, and a deployment run
+through the bridge's ``~/deploy`` action. Saves one decoded camera frame as a PNG.
+
+    python -m roboflare_bridge.demo [--duration SECONDS] [--output DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict, deque
+import os
+from pathlib import Path
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Deque, Dict, List, Optional
+import zlib
+
+from action_msgs.msg import GoalStatus
+from diagnostic_msgs.msg import DiagnosticArray
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
+from roboflare_interfaces.action import Deploy
+from sensor_msgs.msg import Image
+
+from .codec import message_class, UnknownType
+
+ROBOTS = ('rbt_0001', 'rbt_0002')
+BRIDGE = '/roboflare_demo/roboflare_bridge'
+
+
+def write_png(path: Path, image: Image) -> None:
+    """Write a bgr8 Image as an RGB PNG (zlib only: no imaging library needed)."""
+    width, height = image.width, image.height
+    data = bytes(image.data)
+    rows = b''.join(b'\x00' + bytes(_bgr_to_rgb(data[y * image.step:y * image.step + width * 3]))
+                    for y in range(height))
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (struct.pack('>I', len(payload)) + kind + payload
+                + struct.pack('>I', zlib.crc32(kind + payload) & 0xFFFFFFFF))
+    path.write_bytes(b'\x89PNG\r\n\x1a\n'
+                     + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0))
+                     + chunk(b'IDAT', zlib.compress(rows, 6)) + chunk(b'IEND', b''))
+
+
+def _bgr_to_rgb(row: bytes) -> bytearray:
+    out = bytearray(row)
+    out[0::3], out[2::3] = row[2::3], row[0::3]
+    return out
+
+
+class Rates:
+    """Messages per second per topic over a sliding window."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._times: Dict[str, Deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def tick(self, topic: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            times = self._times[topic]
+            times.append(now)
+            while times and now - times[0] > self.window_s:
+                times.popleft()
+
+    def rate(self, topic: str) -> float:
+        now = time.monotonic()
+        with self._lock:
+            times = self._times.get(topic, ())
+            return sum(1 for t in times if now - t <= self.window_s) / self.window_s
+
+
+class DemoViewer(Node):
+    """Watches the mirrored robots, logs like an application, runs a deployment."""
+
+    def __init__(self, output: Path) -> None:
+        super().__init__('demo_app')
+        self.output = output
+        self.rates = Rates()
+        self.subscribed: Dict[str, Any] = {}
+        self.diagnostics: Dict[str, Dict[str, str]] = {}
+        self.deploy_line = 'waiting for the bridge'
+        self.saved_image: Optional[Path] = None
+        self.heartbeats = 0
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self._image_sub = self.create_subscription(
+            Image, '/roboflare/robot_1/camera/image_raw', self._on_image, 2)
+        self.create_timer(1.0, self._discover)
+        self.create_timer(0.5, self._heartbeat)
+        self._deploy = ActionClient(self, Deploy, f'{BRIDGE}/deploy')
+        self._deploy_started = False
+
+    def _discover(self) -> None:
+        for topic, types in self.get_topic_names_and_types():
+            if not topic.startswith('/roboflare/') or topic in self.subscribed or \
+                    topic.endswith('image_raw'):
+                continue
+            try:
+                cls = message_class(types[0])
+            except UnknownType:
+                continue
+            self.subscribed[topic] = self.create_subscription(
+                cls, topic, lambda _, t=topic: self.rates.tick(t), qos_profile_sensor_data)
+        if not self._deploy_started and self._deploy.server_is_ready():
+            self._deploy_started = True
+            self._start_deploy()
+
+    def _heartbeat(self) -> None:
+        self.heartbeats += 1
+        self.get_logger().info(f'demo application heartbeat {self.heartbeats}')
+
+    def _on_diagnostics(self, array: DiagnosticArray) -> None:
+        for status in array.status:
+            values = {kv.key: kv.value for kv in status.values}
+            values['_message'] = status.message
+            self.diagnostics[status.name.replace('roboflare_bridge: ', '')] = values
+
+    def _on_image(self, image: Image) -> None:
+        if self.saved_image is None:
+            self.output.mkdir(parents=True, exist_ok=True)
+            path = self.output / 'robot_1_camera.png'
+            write_png(path, image)
+            self.saved_image = path
+            # One frame is enough: unsubscribing stops the bridge's decoding.
+            self.destroy_subscription(self._image_sub)
+
+    def _start_deploy(self) -> None:
+        goal = Deploy.Goal(release_id='rel_navstack_141', robot_ids=list(ROBOTS))
+        self.deploy_line = 'sending goal: release rel_navstack_141 -> ' + ', '.join(ROBOTS)
+        future = self._deploy.send_goal_async(goal, feedback_callback=self._on_feedback)
+        future.add_done_callback(self._on_goal)
+
+    def _on_goal(self, future: Any) -> None:
+        handle = future.result()
+        if not handle.accepted:
+            self.deploy_line = 'goal rejected'
+            return
+        handle.get_result_async().add_done_callback(self._on_result)
+
+    def _on_feedback(self, message: Any) -> None:
+        feedback = message.feedback
+        bar = '#' * int(feedback.progress * 20)
+        robots = ' '.join(f'{r.robot_id}:{r.status}' for r in feedback.robots)
+        self.deploy_line = (f'{feedback.deployment_id} [{bar:20}] {feedback.progress:4.0%} '
+                            f'{feedback.status}  {robots}')
+
+    def _on_result(self, future: Any) -> None:
+        result = future.result()
+        outcome = 'SUCCEEDED' if result.status == GoalStatus.STATUS_SUCCEEDED else 'ENDED'
+        self.deploy_line = (f'{result.result.deployment.id} {outcome}: '
+                            f'{result.result.deployment.status} '
+                            f'{result.result.error_message}'.rstrip())
+
+
+def render(viewer: DemoViewer, started: float, emulator_url: str) -> str:
+    elapsed = time.monotonic() - started
+    lines = [f'Roboflare bridge demo — emulator {emulator_url} — {elapsed:.0f} s '
+             '(Ctrl-C to stop)', '']
+    control = viewer.diagnostics.get('control plane', {})
+    lines.append(f'control plane: org {control.get("org_id", "?")}, '
+                 f'{control.get("requests", 0)} requests, {control.get("retries", 0)} retries')
+    for index, robot_id in enumerate(ROBOTS, start=1):
+        name = f'robot_{index}'
+        diag = viewer.diagnostics.get(f'robot {name}', {})
+        lines += ['', f'{name} ({robot_id}) under /roboflare/{name}: '
+                  f'{diag.get("_message", "connecting")}']
+        topics = sorted(t for t in viewer.subscribed if t.startswith(f'/roboflare/{name}/'))
+        for topic in topics:
+            lines.append(f'   {topic[len(name) + 11:]:<32} {viewer.rates.rate(topic):6.1f} msg/s')
+        lines.append(f'   camera: {float(diag.get("camera_fps", 0)):.1f} fps at '
+                     f'{diag.get("camera_resolution", "?")}, '
+                     f'{float(diag.get("camera_bytes_per_s", 0)) / 1000:.0f} kB/s, '
+                     f'{diag.get("camera_decoded", 0)} decoded')
+        lines.append(f'   remote logs on /roboflare/{name}/rosout: '
+                     f'{diag.get("remote_logs_published", 0)}')
+    forwarding = viewer.diagnostics.get('log forwarding', {})
+    lines += ['', f'logs forwarded upstream as {ROBOTS[0]}: {forwarding.get("forwarded", 0)} '
+              f'sent, {forwarding.get("acked_records", 0)} acknowledged, '
+              f'{forwarding.get("spool_records", 0)} waiting in the spool',
+              f'deployment (~/deploy action): {viewer.deploy_line}']
+    if viewer.saved_image is not None:
+        lines.append(f'camera frame saved: {viewer.saved_image}')
+    return '\n'.join(lines)
+
+
+def start_processes(workdir: Path, params_file: Path) -> tuple:
+    bin_dir = Path(sys.executable).parent
+    emulator = subprocess.Popen([str(bin_dir / 'emulator'), '--port', '0', '--robots', '2',
+                                 '--camera-size', '640x480', '--camera-fps', '15',
+                                 '--deploy-duration', '8'],
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)
+    url = emulator.stdout.readline().split()[-1]
+    token_file = workdir / 'token'
+    token_file.write_text(emulator.stdout.readline())
+    token_file.chmod(0o600)  # the token goes in a file, never on a command line
+    robots = '[' + ','.join(ROBOTS) + ']'
+    bridge = subprocess.Popen(
+        [str(bin_dir / 'bridge'), '--ros-args', '-r', '__ns:=/roboflare_demo',
+         '--params-file', str(params_file), '-p', f'base_url:={url}',
+         '-p', f'token_file:={token_file}', '-p', f'robots:={robots}',
+         '-p', 'forward_logs:=true', '-p', f'robot_id:={ROBOTS[0]}',
+         '-p', f'spool_dir:={workdir / "spool"}', '-p', 'log_ignore_nodes:=[]'],
+        stdout=open(workdir / 'bridge.log', 'wb'), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    return emulator, bridge, url
+
+
+def find_params_file() -> Path:
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        installed = Path(get_package_share_directory('roboflare_bridge')) / 'config'
+        if (installed / 'bridge.yaml').exists():
+            return installed / 'bridge.yaml'
+    except (ImportError, LookupError, ValueError, OSError):  # not installed by colcon
+        pass
+    return Path(__file__).resolve().parents[1] / 'config' / 'bridge.yaml'
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument('--duration', type=float, default=0.0, help='seconds; 0 = until Ctrl-C')
+    parser.add_argument('--output', type=Path, default=Path('demo-output'))
+    args = parser.parse_args(argv)
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    workdir = Path(tempfile.mkdtemp(prefix='roboflare-demo-'))
+    print('starting the emulator and the bridge ...', flush=True)
+    emulator, bridge, url = start_processes(workdir, find_params_file())
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    viewer = DemoViewer(args.output.resolve())
+    executor = SingleThreadedExecutor()
+    executor.add_node(viewer)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    started = time.monotonic()
+    interactive = sys.stdout.isatty()
+    try:
+        while not stop.wait(1.0):
+            view = render(viewer, started, url)
+            print('\033[H\033[2J' + view if interactive else view + '\n' + '-' * 60,
+                  flush=True)
+            if args.duration and time.monotonic() - started >= args.duration:
+                break
+            if bridge.poll() is not None:
+                print(f'the bridge exited ({bridge.returncode}); see {workdir / "bridge.log"}')
+                break
+    finally:
+        executor.shutdown()
+        viewer.destroy_node()
+        rclpy.try_shutdown()
+        for process in (bridge, emulator):
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in (bridge, emulator):
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    print(f'\nstopped. bridge log: {workdir / "bridge.log"}')
+    if viewer.saved_image is not None:
+        print(f'a decoded camera frame of robot_1 is in {viewer.saved_image}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

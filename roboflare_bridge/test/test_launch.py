@@ -1,0 +1,163 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Launch file, shipped configuration, diagnostics and the demo."""
+
+import ast
+from pathlib import Path
+import subprocess
+import sys
+
+from diagnostic_msgs.msg import DiagnosticArray
+import pytest
+from roboflare_bridge.params import BridgeConfig, DESCRIPTIONS
+from roboflare_interfaces.srv import ListRobots
+from support import (
+    BridgeProcess, Collector, diagnostics_values, EmulatorThread, executable,
+    ros_subprocess_env, wait_future,
+)
+import yaml
+
+PACKAGE = Path(__file__).resolve().parents[1]
+CONFIG = PACKAGE / 'config' / 'bridge.yaml'
+ROS_API_MINIMUM = {'base_url', 'token_file', 'robots', 'topics', 'deny_topics',
+                   'namespace_format', 'frame_prefix_format', 'camera', 'decode_images',
+                   'remote_logs', 'forward_logs', 'robot_id', 'log_min_level',
+                   'log_ignore_nodes', 'spool_dir', 'spool_max_bytes', 'request_timeout_s',
+                   'deploy_poll_interval_s'}
+
+
+def shipped_parameters():
+    return yaml.safe_load(CONFIG.read_text())['/**']['ros__parameters']
+
+
+def test_config_lists_every_parameter_with_its_default():
+    values = shipped_parameters()
+    assert set(values) == set(DESCRIPTIONS) and ROS_API_MINIMUM <= set(values)
+    defaults = BridgeConfig()
+    for name, value in values.items():
+        expected = getattr(defaults, name)
+        if isinstance(expected, dict):
+            assert value == [], name
+        elif isinstance(expected, tuple):
+            assert tuple(value) == expected, name
+        else:
+            assert value == expected, name
+    for line in CONFIG.read_text().splitlines():
+        if ':' in line and not line.strip().startswith(('#', '/**', 'ros__')):
+            assert '#' in line, f'parameter line without a comment: {line}'
+
+
+def test_launch_file_declares_the_common_arguments():
+    tree = ast.parse((PACKAGE / 'launch' / 'bridge.launch.py').read_text())
+    declared = {call.args[0].value for call in ast.walk(tree)
+                if isinstance(call, ast.Call) and getattr(call.func, 'id', '') ==
+                'DeclareLaunchArgument'}
+    assert {'params_file', 'robots', 'base_url', 'token_file', 'namespace', 'log_level',
+            'respawn'} <= declared
+
+
+def test_launch_file_with_launch_pytest():
+    launch_pytest = pytest.importorskip(
+        'launch_pytest', reason='launch_pytest is on ROS installs, not on PyPI; the next '
+        'test starts the bridge exactly as the launch file does')
+    assert launch_pytest  # on a ROS install: ros2 launch starts it; see the README
+
+
+def test_rviz_config_shows_two_robots_under_the_fleet_frame():
+    rviz = yaml.safe_load((PACKAGE / 'config' / 'remote_robots.rviz').read_text())
+    manager = rviz['Visualization Manager']
+    assert manager['Global Options']['Fixed Frame'] == BridgeConfig().fleet_frame
+    topics = {d['Topic']['Value'] for d in manager['Displays'] if 'Topic' in d}
+    for robot in ('robot_1', 'robot_2'):
+        assert {f'/roboflare/{robot}/odom', f'/roboflare/{robot}/scan'} <= topics
+    assert '/roboflare/robot_1/camera/image_raw' in topics
+    assert any(d['Class'] == 'rviz_default_plugins/TF' for d in manager['Displays'])
+
+
+def test_bridge_starts_from_the_shipped_config_as_the_launch_file_does(ros, tmp_path):
+    emulator = EmulatorThread(robots=2)
+    bridge = BridgeProcess(tmp_path, emulator.url, emulator.token,
+                           {'robots': ['rbt_0001', 'rbt_0002']})
+    # What the launch file passes: the params file, then the overrides.
+    bridge.args[2:2] = ['--params-file', str(CONFIG)]
+    bridge.stop()
+    bridge.start()
+    try:
+        client = ros.node.create_client(ListRobots, bridge.name('list_robots'))
+        assert client.wait_for_service(timeout_sec=30), bridge.log()
+        assert wait_future(client.call_async(ListRobots.Request()), 10).success
+        values = diagnostics_values(ros, 'control plane', 30,
+                                    lambda v: v['org_id'] == 'org_emulated')
+        assert values['base_url'] == emulator.url
+        robot = diagnostics_values(ros, 'robot robot_2', 30,
+                                   lambda v: v.get('_message') == 'all streams connected')
+        assert robot['namespace'] == '/roboflare/robot_2'
+        ros.node.destroy_client(client)
+    finally:
+        assert bridge.stop() == 0
+        emulator.close()
+
+
+def test_diagnostics_have_a_status_per_stream_and_no_secrets(ros, tmp_path):
+    emulator = EmulatorThread(robots=1)
+    bridge = BridgeProcess(tmp_path, emulator.url, emulator.token, {'robots': ['rbt_0001']})
+    try:
+        collector = Collector()
+        sub = ros.node.create_subscription(DiagnosticArray, '/diagnostics', collector, 10)
+        arrays = collector.wait_for(
+            lambda arrays: any('rbt_0001/camera/ws' in s.name for a in arrays
+                               for s in a.status) and len(arrays) >= 3, 30)
+        ros.node.destroy_subscription(sub)
+    finally:
+        bridge.stop()
+        emulator.close()
+    names = {s.name for s in arrays[-1].status}
+    assert {'roboflare_bridge: control plane', 'roboflare_bridge: robot robot_1',
+            'roboflare_bridge: rbt_0001/ros/topics/echo', 'roboflare_bridge: rbt_0001/logs/ws',
+            'roboflare_bridge: rbt_0001/camera/ws'} <= names
+    text = str([(s.name, s.message, [(kv.key, kv.value) for kv in s.values])
+                for a in arrays for s in a.status])
+    assert emulator.token not in text and 'token=' not in text
+    stamps = [a.header.stamp.sec + a.header.stamp.nanosec * 1e-9 for a in arrays[-3:]]
+    assert 0.5 < (stamps[-1] - stamps[0]) / 2 < 2.0  # about 1 Hz
+
+
+@pytest.mark.parametrize('override,name', [
+    ('log_min_level:=verbose', 'log_min_level'), ('request_timeout_s:=0', 'request_timeout_s'),
+    ('robots:=5', 'robots'), ('namespace_format:=/x', 'namespace_format'),
+    ('forward_logs:=true', 'robot_id')])
+def test_wrong_parameter_value_is_refused_naming_it(tmp_path, override, name):
+    token_file = tmp_path / 'token'
+    token_file.write_text('rf_org_' + 'a' * 32)
+    token_file.chmod(0o600)
+    result = subprocess.run(
+        [executable('bridge'), '--ros-args', '--params-file', str(CONFIG),
+         '-p', f'token_file:={token_file}', '-p', 'base_url:=http://127.0.0.1:9',
+         '-p', override], env=ros_subprocess_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert 'cannot start' in result.stderr + result.stdout
+    assert f"'{name}'" in result.stderr + result.stdout
+
+
+def test_demo_runs_and_shows_everything(tmp_path):
+    result = subprocess.run([sys.executable, '-m', 'roboflare_bridge.demo', '--duration', '20',
+                             '--output', str(tmp_path)], env=ros_subprocess_env(),
+                            capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    view = result.stdout.split('-' * 60)[-2]
+    for expected in ('robot_1 (rbt_0001) under /roboflare/robot_1: all streams connected',
+                     '/odom', 'fps at 640x480', 'acknowledged', 'SUCCEEDED'):
+        assert expected in view, view
+    png = (tmp_path / 'robot_1_camera.png').read_bytes()
+    assert png.startswith(b'\x89PNG') and len(png) > 10_000
