@@ -25,7 +25,7 @@ demo: setup
 	$(PY) -m roboflare_bridge.demo --duration $(DURATION)
 
 bench: setup
-	$(PY) -m roboflare_bridge.bench.run
+	$(PY) bench/run.py
 
 lint: setup
 	cd roboflare_bridge && ../$(PY) -m pytest -m linter
