@@ -180,6 +180,10 @@ def _validate(config: BridgeConfig) -> None:
     def fail(name: str, why: str) -> None:
         raise ParameterError(f'parameter {name!r} {why}, got {getattr(config, name)!r}')
 
+    for name in ('base_url', 'token_file', 'namespace_format', 'frame_prefix_format',
+                 'fleet_frame', 'camera_frame_id', 'robot_id', 'log_min_level', 'spool_dir'):
+        if not isinstance(getattr(config, name), str):
+            fail(name, 'must be a string')
     for name in ('camera', 'decode_images', 'remote_logs', 'forward_logs',
                  'allow_insecure_http'):
         if not isinstance(getattr(config, name), bool):

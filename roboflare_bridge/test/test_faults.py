@@ -1,0 +1,193 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Bad input everywhere the outside world reaches in, and bounded shutdown."""
+
+import asyncio
+import json
+from pathlib import Path
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+from hypothesis import given, HealthCheck, settings, strategies as st
+import pytest
+from roboflare_bridge.camera import CameraMirror
+from roboflare_bridge.credentials import CredentialsError, resolve_credentials
+from roboflare_bridge.frames import FrameError, parse_batch_reply, parse_log_record
+from roboflare_bridge.logs import LogForwarder, LogMirror, parse_log_cdr, Spool
+from roboflare_bridge.mirror import TopicMirror
+from roboflare_bridge.params import build_config, ParameterError
+from roboflare_bridge.resources import Deployment, MalformedResource, RELEASE_DEPLOYMENT, Robot
+from support import BridgeProcess, EmulatorThread, ros_subprocess_env, stop_process
+
+TALKER = Path(__file__).parent / 'peers' / 'talker.py'
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda inner: st.lists(inner, max_size=4) |
+                    st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+ECHO_KEYS = st.fixed_dictionaries({'op': st.sampled_from(['message', 'topics', 'status', 'x']),
+                                   'topic': st.sampled_from(['/odom', '/tf', '/x', 'bad', 5]),
+                                   'type': st.sampled_from(['nav_msgs/msg/Odometry',
+                                                            'tf2_msgs/msg/TFMessage',
+                                                            'std_msgs/msg/String', 'x/y']),
+                                   'msg': JSON, 'topics': JSON})
+
+
+class Sink:
+    def __init__(self, *args):
+        self.count = 0
+
+    def publish(self, message):
+        self.count += 1
+
+    def get_subscription_count(self):
+        return 0
+
+
+def frames(structured):
+    return st.one_of(st.binary(max_size=200), st.text(max_size=200),
+                     structured.map(json.dumps), JSON.map(json.dumps))
+
+
+@FUZZ
+@given(st.lists(frames(ECHO_KEYS), max_size=10))
+def test_topic_mirror_survives_any_frames_and_counts_the_bad(batch):
+    mirror = TopicMirror('r', '/r', 'r/', lambda topic, cls, qos: Sink())
+    for frame in batch:
+        mirror.on_frame(frame)  # must not raise
+    assert mirror.stats.frames == len(batch)
+    assert mirror.drops.total + mirror.stats.published <= len(batch) + 1
+
+
+@FUZZ
+@given(batch=st.lists(frames(st.fixed_dictionaries({'type': st.sampled_from(['ack', 'error']),
+                                                    'id': st.text(max_size=5)})), max_size=10))
+def test_log_forwarder_survives_any_replies(tmp_path_factory, batch):
+    async def scenario():
+        forwarder = LogForwarder(asyncio.get_running_loop(),
+                                 Spool(tmp_path_factory.mktemp('spool'), 1 << 20), 'info', [])
+        for frame in batch:
+            forwarder.on_frame(frame)
+        forwarder.close()
+    asyncio.run(scenario())
+
+
+@FUZZ
+@given(st.lists(frames(st.fixed_dictionaries({'ts': st.text(), 'level': st.text(),
+                                              'logger': JSON, 'line': JSON})), max_size=10))
+def test_log_mirror_survives_any_records(batch):
+    mirror = LogMirror('r', '/r', lambda *args: Sink())
+    for frame in batch:
+        mirror.on_frame(frame)
+    assert mirror.published + mirror.drops.total <= len(batch)
+
+
+@FUZZ
+@given(st.lists(st.one_of(st.binary(max_size=3000), st.text(max_size=50),
+                          st.binary(max_size=100).map(lambda b: b'\xff\xd8' + b + b'\xff\xd9')),
+                max_size=10))
+def test_camera_mirror_survives_any_frames(batch):
+    mirror = CameraMirror('r', '/r', 'r/cam', lambda *args: Sink(), lambda: None, None, 1 << 20)
+    for frame in batch:
+        mirror.on_frame(frame)
+    assert mirror.stats.published + mirror.drops.total <= len(batch)
+
+
+@FUZZ
+@given(JSON)
+def test_resource_parsers_raise_only_their_own_error(obj):
+    for parse in (Robot.from_json, lambda o: Deployment.from_json(o, RELEASE_DEPLOYMENT)):
+        try:
+            parse(obj if isinstance(obj, dict) else {'id': obj})
+        except MalformedResource:
+            pass
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_cdr_reader_raises_only_value_errors(data):
+    try:
+        parse_log_cdr(b'\x00\x01\x00\x00' + data)
+    except (ValueError, struct.error):
+        pass
+
+
+@FUZZ
+@given(JSON)
+def test_frame_parsers_raise_only_frame_errors(obj):
+    try:
+        parse_batch_reply(json.dumps(obj))
+    except FrameError:
+        pass
+    if isinstance(obj, dict):
+        try:
+            parse_log_record(obj)
+        except FrameError:
+            pass
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(['robots', 'topics', 'request_timeout_s', 'camera',
+                                        'log_min_level', 'namespace_format', 'qos_overrides',
+                                        'spool_max_bytes', 'topic_throttle']), JSON))
+def test_parameter_validation_raises_only_parameter_errors(values):
+    try:
+        build_config(values)
+    except ParameterError:
+        pass
+
+
+@FUZZ
+@given(content=st.binary(max_size=300))
+def test_credentials_file_parsing_raises_only_credentials_errors(tmp_path_factory, content):
+    path = tmp_path_factory.mktemp('creds') / 'credentials.toml'
+    path.write_bytes(content)
+    path.chmod(0o600)
+    try:
+        resolve_credentials('', '', {}, path)
+    except CredentialsError:
+        pass
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_bridge_stops_within_two_seconds_leaving_the_spool_consistent(tmp_path, signum):
+    emulator = EmulatorThread(robots=2)
+    spool = tmp_path / 'spool'
+    bridge = BridgeProcess(tmp_path, emulator.url, emulator.token, {
+        'robots': ['rbt_0001', 'rbt_0002'], 'forward_logs': True, 'robot_id': 'rbt_0001',
+        'spool_dir': str(spool)})
+    talker = subprocess.Popen([sys.executable, str(TALKER), '100000', '500'],
+                              env=ros_subprocess_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(emulator.world.uploaded_logs.get('rbt_0001', ())) < 500 and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)  # waiting until records flow: the bridge is stopped mid-stream
+        started = time.monotonic()
+        code = bridge.stop(signum, timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        stop_process(talker)
+        emulator.close()
+    assert code == 0 and elapsed < 2.0, (code, elapsed, bridge.log()[-2000:])
+    files = list((spool / 'rbt_0001').iterdir())
+    assert not [f for f in files if f.suffix == '.tmp']
+    json.loads((spool / 'rbt_0001' / 'state.json').read_text())
+    for batch in (f for f in files if f.suffix == '.batch'):
+        header, frame = batch.read_text().split('\n', 1)
+        assert json.loads(frame)['id'] == json.loads(header)['id']
