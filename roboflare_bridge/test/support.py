@@ -14,6 +14,7 @@
 """Helpers for tests: a threaded emulator, an rclpy harness, and a bridge process."""
 
 import asyncio
+import json as json_module
 import os
 from pathlib import Path
 import shutil
@@ -27,6 +28,25 @@ import uuid
 import httpx
 
 from roboflare_bridge.emulator import Emulator, EmulatorConfig
+
+
+def emulator_control(url: str, token: str, method: str, path: str, json: Any = None) -> Any:
+    """Call an emulator's /_emulator control surface over HTTP."""
+    response = httpx.request(method, url + path, json=json, timeout=10,
+                             headers={'Authorization': f'Bearer {token}'})
+    response.raise_for_status()
+    return response.json()
+
+
+class FakeStream:
+    """A connected stream that records what is sent on it (JSON frames, parsed)."""
+
+    def __init__(self) -> None:
+        self.sent: List[Any] = []
+
+    async def send(self, frame: str) -> bool:
+        self.sent.append(json_module.loads(frame))
+        return True
 
 
 class EmulatorThread:
@@ -60,10 +80,7 @@ class EmulatorThread:
 
     def control(self, method: str, path: str, json: Any = None) -> Any:
         """Call the emulator's /_emulator control surface over HTTP."""
-        response = httpx.request(method, self.url + path, json=json, timeout=10,
-                                 headers={'Authorization': f'Bearer {self.token}'})
-        response.raise_for_status()
-        return response.json()
+        return emulator_control(self.url, self.token, method, path, json)
 
     def close(self) -> None:
         self.call(self.emulator.stop)
@@ -87,10 +104,7 @@ class EmulatorProcess:
         self.token = self.proc.stdout.readline().strip()
 
     def control(self, method: str, path: str, json: Any = None) -> Any:
-        response = httpx.request(method, self.url + path, json=json, timeout=10,
-                                 headers={'Authorization': f'Bearer {self.token}'})
-        response.raise_for_status()
-        return response.json()
+        return emulator_control(self.url, self.token, method, path, json)
 
     def close(self) -> None:
         stop_process(self.proc)
@@ -282,6 +296,6 @@ def rss_bytes(pid: int) -> int:
 
 
 __all__: List[str] = ['EmulatorThread', 'EmulatorProcess', 'RosHarness', 'BridgeProcess',
-                      'Collector', 'diagnostics_values', 'rss_bytes', 'wait_future',
+                      'Collector', 'FakeStream', 'diagnostics_values', 'rss_bytes', 'wait_future',
                       'wait_until', 'start_python', 'stop_process', 'executable',
                       'ros_subprocess_env']

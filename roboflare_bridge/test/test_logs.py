@@ -28,6 +28,7 @@ from roboflare_bridge.logs import (
     log_message, LogForwarder, normalise_logger, parse_log_cdr, record_json, RosoutRecord,
     Spool,
 )
+from support import FakeStream
 
 
 def log(i, name='talker', level=Log.INFO, msg=None, sec=1_800_000_000):
@@ -110,15 +111,6 @@ def test_spool_sequence_never_goes_back_and_junk_is_cleaned(tmp_path):
     assert [e.batch_id for e in reopened.entries] == ['b']
     assert not list(tmp_path.glob('*.tmp')) and reopened.high_water == {}
     reopened.sync()
-
-
-class FakeStream:
-    def __init__(self):
-        self.sent = []
-
-    async def send(self, frame):
-        self.sent.append(json.loads(frame))
-        return True
 
 
 def make_forwarder(tmp_path, loop, min_level='info', ignore=('/roboflare_bridge', 'noisy')):

@@ -20,6 +20,7 @@ import pytest
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from roboflare_bridge.emulator.sim import SimRobot
 from roboflare_bridge.mirror import TopicMirror
+from support import FakeStream
 
 
 class FakePublisher:
@@ -29,15 +30,6 @@ class FakePublisher:
     def publish(self, message):
         assert isinstance(message, self.cls)
         self.messages.append(message)
-
-
-class FakeStream:
-    def __init__(self):
-        self.sent = []
-
-    async def send(self, frame):
-        self.sent.append(json.loads(frame))
-        return True
 
 
 @pytest.fixture
