@@ -20,6 +20,7 @@ robots (mirror.py, camera.py), logs (logs.py) and health (diagnostics.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 import signal
@@ -99,6 +100,8 @@ class RoboflareBridge(Node):
                                           self.config.deploy_poll_interval_s)
         self.fleet = Fleet(self, self.config, self.api, credentials.token)
         self._fleet_run = self.loop.submit(self.fleet.run())
+        self.asyncio_tasks = 0
+        self.loop.submit(self._count_tasks())
         self.forwarder: Optional[LogForwarder] = None
         self._forwarder_stream: Optional[StreamClient] = None
         if self.config.forward_logs:
@@ -120,7 +123,9 @@ class RoboflareBridge(Node):
         self._forwarder_stream = StreamClient(
             self.api.base_url, config.robot_id, LOGS_STREAM, token,
             on_frame=self.forwarder.on_frame, on_connect=self.forwarder.on_connect,
-            on_disconnect=self.forwarder.on_disconnect)
+            on_disconnect=self.forwarder.on_disconnect,
+            ping_interval_s=config.stream_ping_interval_s,
+            ping_timeout_s=config.stream_ping_timeout_s)
         self.loop.submit(self._forwarder_stream.run())
         self.loop.submit(self.forwarder.run_sync())
         forwarder = self.forwarder
@@ -136,13 +141,20 @@ class RoboflareBridge(Node):
             f'{config.robot_id}; spool {spool_dir} ({self.forwarder.spool.records} records '
             'waiting)')
 
+    async def _count_tasks(self) -> None:
+        # Sampled on the loop itself: asyncio.all_tasks is not safe from another thread.
+        while True:
+            self.asyncio_tasks = len(asyncio.all_tasks())
+            await asyncio.sleep(1.0)
+
     def _diagnostic_statuses(self, now: float) -> Iterable[DiagnosticStatus]:
         api, plane = self.api, self.control_plane
         level = DiagnosticStatus.OK if self.api.org_id else DiagnosticStatus.WARN
         yield status('control plane', level, f'org {api.org_id or "not yet known"}', {
             'base_url': api.base_url, 'org_id': api.org_id, 'requests': api.requests_sent,
             'retries': api.retries, 'service_calls': plane.calls,
-            'service_failures': plane.failures})
+            'service_failures': plane.failures, 'threads': threading.active_count(),
+            'asyncio_tasks': self.asyncio_tasks})
         for robot_id, reason in dict(self.fleet.unresolved).items():
             yield status(f'robot {robot_id}', DiagnosticStatus.WARN,
                          f'not mirrored yet: {reason}', {'robot_id': robot_id})

@@ -104,8 +104,10 @@ class Fleet:
 
     def _stream(self, robot: RemoteRobot, stream: str, on_frame: Callable[[Any], None],
                 **kwargs: Any) -> StreamClient:
+        config = self._config
         return StreamClient(self._api.base_url, robot.id, stream, self._token,
-                            on_frame=on_frame, **kwargs)
+                            on_frame=on_frame, ping_interval_s=config.stream_ping_interval_s,
+                            ping_timeout_s=config.stream_ping_timeout_s, **kwargs)
 
     async def _run_robot(self, robot_id: str) -> None:
         robot = await self._resolve(robot_id)

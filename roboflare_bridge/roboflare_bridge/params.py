@@ -61,6 +61,8 @@ class BridgeConfig:
     request_timeout_s: float = 10.0
     deploy_poll_interval_s: float = 1.0
     diagnostics_period_s: float = 1.0
+    stream_ping_interval_s: float = 10.0
+    stream_ping_timeout_s: float = 10.0
     qos_overrides: Dict[str, str] = field(default_factory=dict)
     topic_throttle: Dict[str, int] = field(default_factory=dict)
 
@@ -90,6 +92,8 @@ DESCRIPTIONS = {
     'request_timeout_s': 'bound on every control-plane call, service or action step',
     'deploy_poll_interval_s': 'how often a deploy goal polls its deployment',
     'diagnostics_period_s': 'period of /diagnostics',
+    'stream_ping_interval_s': 'WebSocket ping period (detects half-open connections)',
+    'stream_ping_timeout_s': 'a stream without a pong for this long is reconnected',
     'qos_overrides': 'per-topic QoS: "<topic>=best_effort" entries (default reliable)',
     'topic_throttle': 'per-topic minimum period: "<remote topic>=<milliseconds>" entries',
 }
@@ -97,7 +101,8 @@ DESCRIPTIONS = {
 _ARRAYS = {'robots', 'topics', 'deny_topics', 'log_ignore_nodes', 'qos_overrides',
            'topic_throttle'}
 # Seconds may be written 5 or 5.0: accept both (a static DOUBLE would refuse 5).
-_SECONDS = {'request_timeout_s', 'deploy_poll_interval_s', 'diagnostics_period_s'}
+_SECONDS = {'request_timeout_s', 'deploy_poll_interval_s', 'diagnostics_period_s',
+            'stream_ping_interval_s', 'stream_ping_timeout_s'}
 
 
 def declare_and_read(node: Node) -> BridgeConfig:
@@ -188,7 +193,7 @@ def _validate(config: BridgeConfig) -> None:
                  'allow_insecure_http'):
         if not isinstance(getattr(config, name), bool):
             fail(name, 'must be true or false')
-    for name in ('request_timeout_s', 'deploy_poll_interval_s', 'diagnostics_period_s'):
+    for name in _SECONDS:
         value = getattr(config, name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
             fail(name, 'must be a number > 0')

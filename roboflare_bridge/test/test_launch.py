@@ -151,7 +151,7 @@ def test_wrong_parameter_value_is_refused_naming_it(tmp_path, override, name):
 
 
 def test_demo_runs_and_shows_everything(tmp_path):
-    result = subprocess.run([sys.executable, '-m', 'roboflare_bridge.demo', '--duration', '20',
+    result = subprocess.run([sys.executable, '-m', 'roboflare_bridge.demo', '--duration', '16',
                              '--output', str(tmp_path)], env=ros_subprocess_env(),
                             capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
