@@ -27,8 +27,8 @@ import time
 from nav_msgs.msg import Odometry
 from roboflare_interfaces.srv import ListRobots
 from support import (
-    BridgeProcess, Collector, diagnostics_values, EmulatorThread, ros_subprocess_env,
-    stop_process, wait_future,
+    BridgeProcess, Collector, diagnostics_values, EmulatorProcess, EmulatorThread, rss_bytes,
+    ros_subprocess_env, stop_process, wait_future,
 )
 
 TALKER = Path(__file__).parent / 'peers' / 'talker.py'
@@ -53,6 +53,8 @@ def test_chaos(ros, tmp_path):
     faults = emulator.faults
     try:
         assert client.wait_for_service(timeout_sec=30)
+        # The token travels in a file: never in the process's arguments.
+        assert emulator.token not in Path(f'/proc/{bridge.proc.pid}/cmdline').read_text()
         healthy = diagnostics_values(ros, 'control plane', 30, lambda v: v['org_id'] != '')
         threads_before = thread_count(bridge.proc.pid)
         tasks_before = int(healthy['asyncio_tasks'])
@@ -107,3 +109,29 @@ def test_chaos(ros, tmp_path):
         emulator.close()
     assert code == 0, bridge.log()[-3000:]
     assert emulator.token not in bridge.log()
+
+
+def test_flood_of_echo_frames_leaves_the_bridge_responsive_and_bounded(ros, tmp_path):
+    # ~5,000 frames/s per robot: /imu 2,500, /odom, /tf 1,000 each, /scan 500.
+    emulator = EmulatorProcess('--robots', '2', '--rate-scale', '50', '--log-rate', '0.1')
+    bridge = BridgeProcess(tmp_path, emulator.url, emulator.token, {
+        'robots': ['rbt_0001', 'rbt_0002'], 'camera': False, 'diagnostics_period_s': 0.5})
+    client = ros.node.create_client(ListRobots, bridge.name('list_robots'))
+    try:
+        assert client.wait_for_service(timeout_sec=30)
+        first = diagnostics_values(ros, 'robot robot_1', 30,
+                                   lambda v: int(v.get('topic_frames', 0)) > 5000)
+        early = rss_bytes(bridge.proc.pid)
+        started = time.monotonic()
+        response = wait_future(client.call_async(ListRobots.Request()), 10)
+        assert response.success and time.monotonic() - started < 5  # still responsive
+        later = diagnostics_values(ros, 'robot robot_1', 30,
+                                   lambda v: int(v['topic_frames']) >
+                                   int(first['topic_frames']) + 20000)
+        assert rss_bytes(bridge.proc.pid) - early < 64 << 20  # no backlog builds up
+        assert int(later['topic_messages_published']) > 0
+    finally:
+        ros.node.destroy_client(client)
+        code = bridge.stop()
+        emulator.close()
+    assert code == 0
