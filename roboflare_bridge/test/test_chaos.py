@@ -27,8 +27,8 @@ import time
 from nav_msgs.msg import Odometry
 from roboflare_interfaces.srv import ListRobots
 from support import (
-    BridgeProcess, Collector, diagnostics_values, EmulatorProcess, EmulatorThread, rss_bytes,
-    ros_subprocess_env, stop_process, wait_future,
+    BridgeProcess, Collector, diagnostics_values, EmulatorProcess, EmulatorThread,
+    ros_subprocess_env, rss_bytes, stop_process, wait_future,
 )
 
 TALKER = Path(__file__).parent / 'peers' / 'talker.py'
