@@ -108,11 +108,11 @@ def test_oversized_frame_is_dropped_with_bounded_memory_and_the_stream_recovers(
     emulator, bridge = camera
     before = rss_bytes(bridge.proc.pid)
     emulator.control('POST', '/_emulator/robots/rbt_0001/camera/ws/inject',
-                     {'jpeg_like_bytes': [50 << 20]})
+                     {'jpeg_like_bytes': [100 << 20]})
     values = diagnostics_values(ros, 'rbt_0001/camera/ws', 30,
                                 lambda v: int(v['drops']) >= 1 and v['connected'] == 'true')
     assert 'exceeded max_frame_bytes' in values['last_error']
-    assert rss_bytes(bridge.proc.pid) - before < 30 << 20  # never held the 50 MB frame
+    assert rss_bytes(bridge.proc.pid) - before < 30 << 20  # never held the 100 MB frame
 
 
 def test_slow_subscriber_and_slow_decoding_drop_stale_frames_with_bounded_memory(tmp_path):
