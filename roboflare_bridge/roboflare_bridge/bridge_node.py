@@ -99,9 +99,9 @@ class RoboflareBridge(Node):
                                           self.config.request_timeout_s,
                                           self.config.deploy_poll_interval_s)
         self.fleet = Fleet(self, self.config, self.api, credentials.token)
-        self._fleet_run = self.loop.submit(self.fleet.run())
+        self._running = [self.loop.submit(self.fleet.run())]
         self.asyncio_tasks = 0
-        self.loop.submit(self._count_tasks())
+        self._running.append(self.loop.submit(self._count_tasks()))
         self.forwarder: Optional[LogForwarder] = None
         self._forwarder_stream: Optional[StreamClient] = None
         if self.config.forward_logs:
@@ -126,8 +126,8 @@ class RoboflareBridge(Node):
             on_disconnect=self.forwarder.on_disconnect,
             ping_interval_s=config.stream_ping_interval_s,
             ping_timeout_s=config.stream_ping_timeout_s)
-        self.loop.submit(self._forwarder_stream.run())
-        self.loop.submit(self.forwarder.run_sync())
+        self._running += [self.loop.submit(self._forwarder_stream.run()),
+                          self.loop.submit(self.forwarder.run_sync())]
         forwarder = self.forwarder
 
         def on_rosout(data: bytes) -> None:

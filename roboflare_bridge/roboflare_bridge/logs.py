@@ -44,7 +44,7 @@ import logging
 import os
 from pathlib import Path
 import struct
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple
 import uuid
 
 from builtin_interfaces.msg import Time
@@ -346,6 +346,7 @@ class LogForwarder:
         self._stream: Any = None
         self._in_flight: Dict[str, SpoolEntry] = {}
         self._sent_seq = 0  # entries up to this seq were sent on the current connection
+        self._sends: Set[asyncio.Task] = set()
         self._io = ThreadPoolExecutor(1, thread_name_prefix='roboflare-spool')
         self._sync_task: Optional[asyncio.Task] = None
         self.synced = asyncio.Event()
@@ -460,7 +461,10 @@ class LogForwarder:
                 continue
             self._in_flight[entry.batch_id] = entry
             self._sent_seq = entry.seq
-            asyncio.ensure_future(self._send(stream, entry))
+            # The loop keeps only weak references to tasks: hold each send until it ends.
+            task = asyncio.ensure_future(self._send(stream, entry))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
 
     async def _send(self, stream: Any, entry: SpoolEntry) -> None:
         try:

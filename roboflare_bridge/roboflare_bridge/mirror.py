@@ -96,6 +96,7 @@ class TopicMirror:
         self._children: Set[str] = set()
         self._linked_roots: Set[str] = set()
         self._stream: Any = None
+        self._sends: Set[asyncio.Task] = set()
 
     def local_name(self, remote_topic: str) -> str:
         if remote_topic in (TF_TOPIC, TF_STATIC_TOPIC):
@@ -138,7 +139,10 @@ class TopicMirror:
             wanted.append(subscribe_op(topic, self._throttle_ms.get(topic, 0)))
         self.stats.subscribed = len(wanted)
         if wanted and self._stream is not None:
-            asyncio.ensure_future(self._send_all(self._stream, wanted))
+            # The loop keeps only weak references to tasks: hold it until it ends.
+            task = asyncio.ensure_future(self._send_all(self._stream, wanted))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
 
     @staticmethod
     async def _send_all(stream: Any, frames: list) -> None:

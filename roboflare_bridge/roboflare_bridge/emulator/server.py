@@ -115,6 +115,7 @@ class Emulator:
         self.camera = CameraFeed(*self.config.camera_size)
         self._runner: Optional[web.AppRunner] = None
         self._ticker: Optional[asyncio.Task] = None
+        self._outage_task: Optional[asyncio.Task] = None
         self._resume = asyncio.Event()
         self._resume.set()
 
@@ -586,9 +587,14 @@ class Emulator:
         body = await self._json_body(request) or {}
         seconds = float(body.get('seconds', 5))
         # Answer first, then go away: the caller learns the outage started.
-        asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(
-            self.outage(seconds)))
+        self._outage_task = asyncio.get_running_loop().create_task(
+            self._after(0.05, self.outage(seconds)))
         return _json({'outage_s': seconds})
+
+    @staticmethod
+    async def _after(delay: float, coroutine: Awaitable[None]) -> None:
+        await asyncio.sleep(delay)
+        await coroutine
 
     async def _stats(self, request: web.Request) -> web.Response:
         streams: Dict[str, Dict[str, Any]] = {}
