@@ -97,6 +97,7 @@ class TopicMirror:
         self._linked_roots: Set[str] = set()
         self._stream: Any = None
         self._sends: Set[asyncio.Task] = set()
+        self._selection: Dict[str, bool] = {}
 
     def local_name(self, remote_topic: str) -> str:
         if remote_topic in (TF_TOPIC, TF_STATIC_TOPIC):
@@ -150,8 +151,15 @@ class TopicMirror:
             if not await stream.send(frame):
                 return  # disconnected: on_connect resubscribes
 
+    def _selected(self, topic: str) -> bool:
+        # Glob matching once per topic, not once per message.
+        verdict = self._selection.get(topic)
+        if verdict is None:
+            verdict = self._selection[topic] = topic_selected(topic, self._allow, self._deny)
+        return verdict
+
     def _on_message(self, echo: EchoMessage) -> None:
-        if not topic_selected(echo.topic, self._allow, self._deny):
+        if not self._selected(echo.topic):
             self.drops.drop('unrequested topic', echo.topic)
             return
         if echo.type in self._unknown_types:

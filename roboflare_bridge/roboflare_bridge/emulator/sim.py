@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+
+from ..resources import format_time
 
 ROOM_HALF_SIZE = 5.0
 SCAN_BEAMS = 360
@@ -171,7 +172,7 @@ class SimRobot:
     def log_record(self, t: float, n: int) -> Dict[str, Any]:
         level, text = LOG_SCRIPT[n % len(LOG_SCRIPT)]
         x, y, _ = self.pose(t)
-        return {'ts': _rfc3339(t), 'level': level, 'logger': f'{self.name}.navigator',
+        return {'ts': format_time(t), 'level': level, 'logger': f'{self.name}.navigator',
                 'msg': text.format(n=n, x=x, y=y), 'file': 'navigator.py',
                 'function': 'step', 'line': 40 + n % 7}
 
@@ -184,10 +185,6 @@ LOG_SCRIPT = (
     ('info', 'localization converged'),
     ('error', 'recovery behaviour {n}: clearing costmap'),
 )
-
-
-def _rfc3339(t: float) -> str:
-    return time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(t)) + f'.{int(t % 1 * 1000):03d}Z'
 
 
 class CameraFeed:
