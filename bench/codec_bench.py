@@ -25,16 +25,14 @@ rosidl_runtime_py.set_message_fields does).
 import argparse
 import json
 import math
-import os
 import sys
 import time
 
-os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-
-import orjson  # noqa: E402
-import rclpy  # noqa: E402
-from roboflare_bridge.codec import Codec, message_class  # noqa: E402
-from roboflare_bridge.emulator.sim import SimRobot  # noqa: E402
+from harness import ros_environment
+import orjson
+import rclpy
+from roboflare_bridge.codec import Codec, message_class
+from roboflare_bridge.emulator.sim import SimRobot
 
 
 def naive_set_fields(message, values):
@@ -116,6 +114,7 @@ def main():
     parser.add_argument('--seconds', type=float, default=2.0)
     parser.add_argument('--json', help='also write the results to this file')
     args = parser.parse_args()
+    ros_environment(73)
     rclpy.init()
     node = rclpy.create_node('codec_bench')
     results = [

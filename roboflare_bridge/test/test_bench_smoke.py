@@ -30,8 +30,16 @@ def test_bench_smoke(tmp_path):
                             env=ros_subprocess_env(), capture_output=True, text=True,
                             timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert 'log forwarding' in result.stdout and 'camera passthrough' in result.stdout
     results = json.loads((tmp_path / 'results.json').read_text())
     assert results['codec'][0]['bridge_decode_publish'] > 0
     assert results['camera']['passthrough']['frames_per_cpu_s'] > 0
-    assert results['logs']['acknowledged'] > 0
+    cells = {cell['kind']: cell for cell in results['fleet']}
+    assert set(cells) == {'echo', 'compressed', 'decoded', 'logs'}
+    for kind, cell in cells.items():
+        assert cell['robots'] == 2 and 'error' not in cell, cell
+        assert cell['throughput']['messages'] > 0 and cell['throughput']['mb_per_s'] > 0, kind
+        assert cell['latency']['samples'] > 0 and cell['latency']['p99_ms'] > 0, kind
+        assert cell['throughput']['cpu_s_per_1000'] > 0 and cell['peak_rss_mb'] > 10, kind
+    assert results['soak']['start_kb'] > 0 and len(results['soak']['rss_kb']) >= 2
+    for heading in ('topic echo', 'camera decoded', 'log forwarding', 'soak, 2 robots'):
+        assert heading in result.stdout

@@ -17,6 +17,7 @@ import asyncio
 import json
 import re
 import subprocess
+import time
 import uuid
 
 import httpx
@@ -215,6 +216,39 @@ def test_logs_stream_sends_records_and_acks_batches_once(emulator):
     assert replies[2]['error']['code'] == 'bad_request'
     stored = emulator.control('GET', '/_emulator/robots/rbt_0001/uploaded-logs')
     assert stored['items'] == [record, record] and stored['duplicate_batches'] == 1
+    [(arrived, stored_so_far)] = stored['arrivals']  # the duplicate is not a new arrival
+    assert stored_so_far == 2 and abs(arrived - time.time()) < 30
+
+
+def test_rates_change_open_streams_live():
+    from support import EmulatorThread
+    emu = EmulatorThread(robots=1, camera_size=(32, 32), camera_fps=5)
+
+    async def span_of(stream, count, subscribe=None):
+        async with _ws_connect(ws_url(emu, stream)) as ws:
+            if subscribe:
+                await ws.send(subscribe)
+            await asyncio.wait_for(ws.recv(), 5)
+            started = time.monotonic()
+            for _ in range(count):
+                await asyncio.wait_for(ws.recv(), 5)
+            return time.monotonic() - started
+    imu = '{"op": "subscribe", "topic": "/imu"}'
+    try:
+        assert emu.control('GET', '/_emulator/rates')['rate_scale'] == 1.0
+        assert asyncio.run(span_of('ros/topics/echo', 10, imu)) > 0.15  # 50 Hz
+        assert asyncio.run(span_of('camera/ws', 2)) > 0.3  # 5 fps
+        assert emu.control('POST', '/_emulator/rates', {'rate_scale': 40, 'camera_fps': 500}) \
+            == {'rate_scale': 40.0, 'camera_fps': 500.0, 'log_rate_hz': 2.0}
+        assert asyncio.run(span_of('ros/topics/echo', 100, imu)) < 1.0  # 2,000 Hz
+        assert asyncio.run(span_of('camera/ws', 50)) < 1.0
+        for bad in ({'rate_scale': 0}, {'camera_fps': 'fast'}, {'warp': 2},
+                    {'log_rate_hz': -1}, {'rate_scale': True}):
+            with pytest.raises(httpx.HTTPStatusError):
+                emu.control('POST', '/_emulator/rates', bad)
+        assert emu.control('GET', '/_emulator/rates')['rate_scale'] == 40.0
+    finally:
+        emu.close()
 
 
 def test_close_after_frames_and_refused_handshakes(emulator):

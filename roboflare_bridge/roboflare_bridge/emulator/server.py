@@ -279,6 +279,8 @@ class Emulator:
         r.add_get('/_emulator/faults', self._get_faults)
         r.add_post('/_emulator/faults', self._set_faults)
         r.add_post('/_emulator/deployment-timing', self._set_timing)
+        r.add_get('/_emulator/rates', self._get_rates)
+        r.add_post('/_emulator/rates', self._set_rates)
         r.add_get('/_emulator/robots/{id}/uploaded-logs', self._uploaded_logs)
         r.add_post('/_emulator/robots/{id}/{stream:.*}/inject', self._inject)
         r.add_post('/_emulator/drop-streams', self._drop_streams)
@@ -442,23 +444,24 @@ class Emulator:
 
         async def emit() -> None:
             n = 0
-            period = 1.0 / self.config.log_rate_hz
             while True:
-                await asyncio.sleep(period)
-                n += 1
-                await self._send(conn, jsonutil.dumps(robot.log_record(time.time(), n)), sent)
+                rate = self.config.log_rate_hz  # read each record: rates change live
+                await asyncio.sleep(1.0 / rate if rate > 0 else 0.5)
+                if rate > 0:
+                    n += 1
+                    await self._send(conn, jsonutil.dumps(robot.log_record(time.time(), n)),
+                                     sent)
 
-        if self.config.log_rate_hz > 0:
-            conn.subscriptions['emit'] = asyncio.ensure_future(emit())
+        conn.subscriptions['emit'] = asyncio.ensure_future(emit())
         await self._read_loop(conn, on_text)
 
     async def _camera_stream(self, conn: _Connection, robot: SimRobot) -> None:
         async def emit() -> None:
             sent, n = [0], 0
-            period = 1.0 / self.config.camera_fps
             next_at = time.monotonic()
             while True:
-                next_at += period
+                period = 1.0 / self.config.camera_fps  # read each frame: rates change live
+                next_at = max(next_at + period, time.monotonic() - period)
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
                 n += 1
                 await self._send(conn, self.camera.frame(n + robot.index * 7), sent)
@@ -475,7 +478,6 @@ class Emulator:
         async def publish(topic: str, throttle_ms: float) -> None:
             spec = TOPICS_BY_NAME[topic]
             build = robot.builders[topic]
-            period = max(1.0 / (spec.rate_hz * self.config.rate_scale), throttle_ms / 1000)
             next_at = time.monotonic()
             while True:
                 msg = build(time.time())
@@ -483,6 +485,7 @@ class Emulator:
                     {'op': 'message', 'topic': topic, 'type': spec.type, 'msg': msg}), sent)
                 if spec.latched:
                     return  # latched topics (/tf_static) are sent once per subscription
+                period = max(1.0 / (spec.rate_hz * self.config.rate_scale), throttle_ms / 1000)
                 next_at = max(next_at + period, time.monotonic() - period)
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
@@ -552,9 +555,35 @@ class Emulator:
                       'fail_rate': timing.fail_rate,
                       'fail_robot_ids': sorted(timing.fail_robot_ids)})
 
+    def _rates(self) -> Dict[str, float]:
+        return {'rate_scale': self.config.rate_scale, 'camera_fps': self.config.camera_fps,
+                'log_rate_hz': self.config.log_rate_hz}
+
+    async def _get_rates(self, request: web.Request) -> web.Response:
+        return _json(self._rates())
+
+    async def _set_rates(self, request: web.Request) -> web.Response:
+        """Change the simulated rates of open streams too, from their next message on."""
+        body = await self._json_body(request)
+        if not isinstance(body, dict):
+            raise WorldError(400, 'bad_request', 'body must be an object')
+        rates = self._rates()
+        for name, value in body.items():
+            if name not in rates:
+                raise WorldError(400, 'bad_request', f'unknown rate {str(name)[:40]}')
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not (value > 0 or (name == 'log_rate_hz' and value == 0)):
+                raise WorldError(400, 'bad_request', f'{name} must be a positive number')
+            rates[name] = float(value)
+        self.config.rate_scale = rates['rate_scale']
+        self.config.camera_fps = rates['camera_fps']
+        self.config.log_rate_hz = rates['log_rate_hz']
+        return _json(rates)
+
     async def _uploaded_logs(self, request: web.Request) -> web.Response:
         robot_id = request.match_info['id']
         return _json({'items': self.world.uploaded_logs.get(robot_id, []),
+                      'arrivals': self.world.uploaded_arrivals.get(robot_id, []),
                       'batches': len(self.world.uploaded_batch_ids.get(robot_id, ())),
                       'duplicate_batches': self.world.duplicate_batches})
 

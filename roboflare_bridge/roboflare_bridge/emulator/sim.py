@@ -131,15 +131,14 @@ class SimRobot:
         with np.errstate(divide='ignore', invalid='ignore'):
             tx = np.where(dx > 0, (ROOM_HALF_SIZE - x) / dx, (-ROOM_HALF_SIZE - x) / dx)
             ty = np.where(dy > 0, (ROOM_HALF_SIZE - y) / dy, (-ROOM_HALF_SIZE - y) / dy)
-        ranges = np.minimum(np.abs(tx), np.abs(ty))
-        ranges = np.where(ranges > 12.0, float('inf'), ranges)
+        ranges = np.round(np.minimum(np.abs(tx), np.abs(ty)), 4).tolist()
         return {
             'header': header(t, 'laser'), 'angle_min': -math.pi,
             'angle_max': math.pi - 2 * math.pi / SCAN_BEAMS,
             'angle_increment': 2 * math.pi / SCAN_BEAMS, 'time_increment': 0.0,
             'scan_time': 0.1, 'range_min': 0.05, 'range_max': 12.0,
-            # JSON has no infinity: the contract sends it as null.
-            'ranges': [None if math.isinf(r) else round(float(r), 4) for r in ranges],
+            # Beyond range_max reads as infinity, which JSON lacks: the contract sends null.
+            'ranges': [None if r > 12.0 else r for r in ranges],
             'intensities': []}
 
     def imu(self, t: float) -> Dict[str, Any]:

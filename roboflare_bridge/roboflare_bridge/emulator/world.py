@@ -112,6 +112,8 @@ class World:
         # Upstream logs: per robot, stored records in arrival order and the stored batch ids.
         self.uploaded_logs: Dict[str, List[Dict[str, Any]]] = {}
         self.uploaded_batch_ids: Dict[str, Set[str]] = {}
+        # Per robot and stored batch: [wall time it arrived, records stored up to it].
+        self.uploaded_arrivals: Dict[str, List[Tuple[float, int]]] = {}
         self.duplicate_batches = 0
 
     # -- reads ----------------------------------------------------------------------------
@@ -236,7 +238,9 @@ class World:
             self.duplicate_batches += 1
             return batch_id
         seen.add(batch_id)
-        self.uploaded_logs.setdefault(robot_id, []).extend(r.to_json() for r in parsed)
+        stored = self.uploaded_logs.setdefault(robot_id, [])
+        stored.extend(r.to_json() for r in parsed)
+        self.uploaded_arrivals.setdefault(robot_id, []).append((time.time(), len(stored)))
         return batch_id
 
 
