@@ -123,13 +123,23 @@ class BridgeProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    def check_running(self) -> None:
+        """Raise RuntimeError with the end of the bridge's log if it has exited."""
+        if self.process.poll() is not None:
+            self.log.flush()
+            tail = (Path(self.workdir.name) / 'bridge.log').read_text()[-3000:]
+            raise RuntimeError(f'the bridge exited with {self.process.returncode}:\n{tail}')
+
     def cpu_seconds(self) -> float:
+        self.check_running()
         return proc_stat_cpu_seconds(self.pid)
 
     def rss_kb(self) -> int:
+        self.check_running()
         return proc_status_kb(self.pid, 'VmRSS')
 
     def peak_rss_kb(self) -> int:
+        self.check_running()
         return proc_status_kb(self.pid, 'VmHWM')
 
     def close(self) -> Optional[int]:

@@ -42,7 +42,6 @@ _log = logging.getLogger(__name__)
 # Few frames queued per subscriber: images are big and only the newest matters.
 IMAGE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE,
                        history=HistoryPolicy.KEEP_LAST)
-RATE_WINDOW_S = 2.0
 
 
 # -- decoding ------------------------------------------------------------------------------
@@ -194,7 +193,13 @@ class DecodeWorker:
 
 @dataclass
 class CameraStats:
-    """Counters of one camera, for diagnostics."""
+    """
+    Counters of one camera, for diagnostics.
+
+    The asyncio thread writes the counters; diagnostics read them from the executor's
+    thread. Rates come from the reader's own previous sample, so the two threads share
+    nothing but integers (a shared window of frames was iterated while it was appended to).
+    """
 
     frames: int = 0
     bytes: int = 0  # noqa: A003 - a counter's natural name
@@ -204,23 +209,20 @@ class CameraStats:
     decode_s_total: float = 0.0
     width: int = 0
     height: int = 0
-    _window: Deque[Tuple[float, int]] = field(default_factory=deque, repr=False)
+    _rate_sample: Tuple[float, int, int] = field(
+        default_factory=lambda: (time.monotonic(), 0, 0), repr=False)
 
-    def record(self, size: int, now: float) -> None:
+    def record(self, size: int) -> None:
         self.frames += 1
         self.bytes += size
-        self._window.append((now, size))
-        while self._window and now - self._window[0][0] > RATE_WINDOW_S:
-            self._window.popleft()
 
     def rates(self, now: float) -> Tuple[float, float]:
-        """Return (frames/s, bytes/s) over the last window."""
-        while self._window and now - self._window[0][0] > RATE_WINDOW_S:
-            self._window.popleft()
-        if not self._window:
+        """Return (frames/s, bytes/s) since the previous call; one reader only."""
+        then, frames, size = self._rate_sample
+        self._rate_sample = (now, self.frames, self.bytes)
+        if now - then <= 0:
             return 0.0, 0.0
-        return (len(self._window) / RATE_WINDOW_S,
-                sum(size for _, size in self._window) / RATE_WINDOW_S)
+        return (self.frames - frames) / (now - then), (self.bytes - size) / (now - then)
 
     @property
     def mean_decode_ms(self) -> float:
@@ -248,14 +250,13 @@ class CameraMirror:
     def on_frame(self, frame: Any) -> None:
         if isinstance(frame, str):
             return  # the contract: text frames on camera/ws are ignored
-        received = time.monotonic()
         stamp = self._now()
         try:
             check_jpeg(frame, self._max_frame_bytes)
         except FrameError as exc:
             self.drops.drop('bad frame', str(exc))
             return
-        self.stats.record(len(frame), received)
+        self.stats.record(len(frame))
         if self.stats.frames % 30 == 1:  # the header is enough: no decode
             self.stats.width, self.stats.height = jpeg_size(frame)
         message = CompressedImage(format='jpeg')

@@ -20,6 +20,7 @@ last errors were scrubbed where they were recorded.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
@@ -29,6 +30,7 @@ from .streams import StreamClient
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 HARDWARE_ID = 'roboflare'
+_log = logging.getLogger(__name__)
 
 
 def status(name: str, level: bytes, message: str, values: Dict[str, Any]) -> DiagnosticStatus:
@@ -122,11 +124,18 @@ class Diagnostics:
         self._publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._timer = node.create_timer(period_s, self.publish)
         self.last: Optional[DiagnosticArray] = None
+        self.failures = 0
 
     def publish(self) -> None:
         array = DiagnosticArray()
         array.header.stamp = self._node.get_clock().now().to_msg()
-        array.status = list(self._collect(time.monotonic()))
+        try:
+            array.status = list(self._collect(time.monotonic()))
+        except Exception:  # noqa: B902 - a faulty status must not take the node down with it
+            self.failures += 1
+            _log.exception('collecting diagnostics failed (%d times); skipping this period',
+                           self.failures)
+            return
         self._publisher.publish(array)
         self.last = array
 

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image as PilImage
 import pytest
 from roboflare_bridge.camera import (
-    bgr8_message, CameraMirror, DecodeWorker, jpeg_size, JpegDecoder,
+    bgr8_message, CameraMirror, CameraStats, DecodeWorker, jpeg_size, JpegDecoder,
 )
 from roboflare_bridge.emulator.sim import CameraFeed
 
@@ -80,6 +80,38 @@ def worker():
     w = DecodeWorker(CountingDecoder())
     yield w
     w.stop()
+
+
+def test_rates_count_since_the_previous_reading():
+    stats = CameraStats()
+    stats.rates(100.0)
+    for _ in range(10):
+        stats.record(500)
+    assert stats.rates(102.0) == (5.0, 2500.0)
+    assert stats.rates(103.0) == (0.0, 0.0)
+
+
+def test_rates_can_be_read_while_another_thread_records():
+    # Diagnostics read from the executor's thread while the asyncio thread records; a
+    # shared window of frames once raised "deque mutated during iteration" and took the
+    # node down under load.
+    stats, done = CameraStats(), threading.Event()
+    stats.rates(0.0)  # readings below are one second apart
+
+    def record():
+        while not done.is_set():
+            stats.record(1000)
+    writer = threading.Thread(target=record)
+    writer.start()
+    try:
+        readings = [stats.rates(float(i)) for i in range(1, 20001)]
+    finally:
+        done.set()
+        writer.join()
+    readings.append(stats.rates(20001.0))
+    assert stats.frames > 0
+    assert sum(fps for fps, _ in readings) == stats.frames  # every frame counted once
+    assert sum(size for _, size in readings) == stats.bytes
 
 
 def test_jpeg_size_reads_the_frame_header():

@@ -15,7 +15,8 @@
 The emulator's HTTP and WebSocket server (aiohttp), with fault knobs for tests.
 
 Everything under ``/api`` and the streams follow roboflare-contract.md. ``/_emulator/*`` is
-the emulator's own control surface (faults, injected frames, stored uploads, outages); the
+the emulator's own control surface (faults, live rates, injected frames, stored uploads,
+outages); the
 real API has no such routes and the bridge never calls them.
 """
 
