@@ -17,7 +17,9 @@ Topic codec micro-benchmark: JSON echo frames -> typed messages -> rclpy publish
 Prints frames/s on one core for nav_msgs/Odometry and sensor_msgs/LaserScan (720 ranges)
 against two references on the same frames: the floor (orjson.loads + constructing the
 message) and a naive converter that introspects the message type on every frame (what
-rosidl_runtime_py.set_message_fields does).
+rosidl_runtime_py.set_message_fields does). With a subscriber in another process, rclpy's
+publish costs far more (the rmw serialises and sends); that is measured on its own too
+(publish only, the rmw's floor) and with the bridge's decoding in front of it.
 
     python bench/codec_bench.py [--seconds S] [--json FILE]
 """
@@ -25,6 +27,7 @@ rosidl_runtime_py.set_message_fields does).
 import argparse
 import json
 import math
+import subprocess
 import sys
 import time
 
@@ -86,6 +89,9 @@ def bench_type(node, name, type_name, build, seconds):
                             'msg': build(robot, t * 0.05)}) for t in range(200)]
     codec = Codec('robot_1/')
     publisher = node.create_publisher(cls, f'/bench/{name}', 10)
+    subscribed = node.create_publisher(cls, f'/bench/{name}/subscribed', 10)
+    wait_for_subscriber(subscribed)
+    decoded = [codec.decode(type_name, orjson.loads(frame)['msg']) for frame in frames]
 
     def bridge(frame):
         publisher.publish(codec.decode(type_name, orjson.loads(frame)['msg']))
@@ -102,11 +108,39 @@ def bench_type(node, name, type_name, build, seconds):
     def decode_only(frame):
         codec.decode(type_name, orjson.loads(frame)['msg'])
 
+    def bridge_subscribed(frame):
+        subscribed.publish(codec.decode(type_name, orjson.loads(frame)['msg']))
+
+    def publish_only_subscribed(message):
+        subscribed.publish(message)
+
     results = {'type': type_name, 'frame_bytes': len(frames[0])}
     for label, fn in (('bridge_decode_publish', bridge), ('bridge_decode_only', decode_only),
                       ('floor_loads_construct', floor), ('naive_introspection', naive)):
         results[label] = round(rate(fn, frames, seconds))
+    results['bridge_decode_publish_subscribed'] = round(rate(bridge_subscribed, frames, seconds))
+    results['publish_only_subscribed'] = round(rate(publish_only_subscribed, decoded, seconds))
     return results
+
+
+SUBSCRIBER = """
+import sys, rclpy
+from roboflare_bridge.codec import message_class
+rclpy.init()
+node = rclpy.create_node('codec_bench_subscriber')
+for topic, type_name in zip(sys.argv[1::2], sys.argv[2::2]):
+    node.create_subscription(message_class(type_name), topic, lambda data: None, 1000,
+                             raw=True)
+rclpy.spin(node)
+"""
+
+
+def wait_for_subscriber(publisher, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while publisher.get_subscription_count() == 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'no subscriber on {publisher.topic_name}')
+        time.sleep(0.05)
 
 
 def main():
@@ -117,22 +151,31 @@ def main():
     ros_environment(73)
     rclpy.init()
     node = rclpy.create_node('codec_bench')
-    results = [
-        bench_type(node, 'odom', 'nav_msgs/msg/Odometry', SimRobot.odometry, args.seconds),
-        bench_type(node, 'scan720', 'sensor_msgs/msg/LaserScan',
-                   lambda robot, t: dict(robot.laser_scan(t),
-                                         ranges=robot.laser_scan(t)['ranges'] * 2),
-                   args.seconds),
-    ]
+    subscriber = subprocess.Popen([sys.executable, '-c', SUBSCRIBER,
+                                   '/bench/odom/subscribed', 'nav_msgs/msg/Odometry',
+                                   '/bench/scan720/subscribed', 'sensor_msgs/msg/LaserScan'],
+                                  stderr=subprocess.DEVNULL)  # its exit on SIGTERM is noisy
+    try:
+        results = [
+            bench_type(node, 'odom', 'nav_msgs/msg/Odometry', SimRobot.odometry, args.seconds),
+            bench_type(node, 'scan720', 'sensor_msgs/msg/LaserScan',
+                       lambda robot, t: dict(robot.laser_scan(t),
+                                             ranges=robot.laser_scan(t)['ranges'] * 2),
+                       args.seconds),
+        ]
+    finally:
+        subscriber.terminate()
+        subscriber.wait(10)
     targets = {'nav_msgs/msg/Odometry': 20000, 'sensor_msgs/msg/LaserScan': 5000}
-    print(f'{"type":28} {"decode+publish/s":>17} {"decode/s":>9} {"floor/s":>9} '
-          f'{"naive/s":>9} {"vs floor":>8} {"vs naive":>8} {"target":>7}')
+    print(f'{"type":26} {"decode+publish/s":>16} {"decode/s":>9} {"floor/s":>9} '
+          f'{"naive/s":>9} {"vs naive":>8} {"subscribed:":>12} {"bridge/s":>9} '
+          f'{"rmw only/s":>10} {"target":>7}')
     for r in results:
-        print(f'{r["type"]:28} {r["bridge_decode_publish"]:>17,} {r["bridge_decode_only"]:>9,} '
+        print(f'{r["type"]:26} {r["bridge_decode_publish"]:>16,} {r["bridge_decode_only"]:>9,} '
               f'{r["floor_loads_construct"]:>9,} {r["naive_introspection"]:>9,} '
-              f'{r["bridge_decode_publish"] / r["floor_loads_construct"]:>8.2f} '
-              f'{r["bridge_decode_publish"] / r["naive_introspection"]:>8.2f} '
-              f'{targets[r["type"]]:>7,}')
+              f'{r["bridge_decode_publish"] / r["naive_introspection"]:>8.2f} {"":>12} '
+              f'{r["bridge_decode_publish_subscribed"]:>9,} '
+              f'{r["publish_only_subscribed"]:>10,} {targets[r["type"]]:>7,}')
     if args.json:
         with open(args.json, 'w') as out:
             json.dump(results, out, indent=2)

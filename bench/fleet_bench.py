@@ -53,7 +53,7 @@ from harness import (
     ros_environment,
 )
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 from roboflare_bridge import jsonutil
 from roboflare_bridge.codec import message_class
@@ -104,7 +104,9 @@ class LocalSubscriber:
     """
 
     def __init__(self, topics: List[Tuple[str, str]]) -> None:
-        self.node = rclpy.create_node('fleet_bench_subscriber')
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('fleet_bench_subscriber', context=self.context)
         self.tally = Tally()
         self.sampling = False
         self.seen: set = set()
@@ -112,10 +114,16 @@ class LocalSubscriber:
             cls = message_class(type_name)
             stamped = next(iter(cls.get_fields_and_field_types()), '') == 'header'
             self._subscribe(topic, cls, stamped)
-        self.executor = SingleThreadedExecutor()
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass  # close() shut the context down
 
     def _subscribe(self, topic: str, cls: type, stamped: bool) -> None:
         tally = self.tally
@@ -140,8 +148,10 @@ class LocalSubscriber:
         return time.monotonic(), self.tally.messages, self.tally.payload_bytes
 
     def close(self) -> None:
-        self.executor.shutdown()
+        # The context first: spin() returns, and only then are its entities destroyed.
+        self.context.try_shutdown()
         self._thread.join(5)
+        self.executor.shutdown()
         self.node.destroy_node()
 
 
@@ -404,11 +414,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         flood=Rates(args.flood_rate_scale, args.flood_camera_fps,
                                     args.flood_log_rate))
     ros_environment(71)
-    rclpy.init()
-    try:
-        cells = run(kinds, [int(n) for n in args.robots.split(',')], settings)
-    finally:
-        rclpy.shutdown()
+    cells = run(kinds, [int(n) for n in args.robots.split(',')], settings)
     print_table(cells)
     if args.json:
         with open(args.json, 'w') as out:

@@ -29,7 +29,6 @@ from typing import Any, Dict
 
 from fleet_bench import LocalSubscriber, mirrored_topics, wait_until
 from harness import BridgeProcess, EmulatorProcess, robot_ids, ros_environment
-import rclpy
 
 LIMIT = 0.10  # the "flat": within 10 % of the start
 
@@ -74,11 +73,7 @@ def main() -> int:
     parser.add_argument('--json')
     args = parser.parse_args()
     ros_environment(74)
-    rclpy.init()
-    try:
-        result = soak(args.robots, args.minutes, args.warmup)
-    finally:
-        rclpy.shutdown()
+    result = soak(args.robots, args.minutes, args.warmup)
     if args.json:
         with open(args.json, 'w') as out:
             json.dump(result, out, indent=2)
