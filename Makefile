@@ -1,7 +1,7 @@
 # roboflare_bridge workspace: `make demo` and `make test` do all set-up on a fresh machine.
 #   make test [DISTRO=jazzy|kilted]   set up .venv/$(DISTRO) and run every test
 #   make demo [DURATION=seconds]      set up and run the bridge against the emulator
-#   make bench                        benchmarks (not part of make test)
+#   make bench [DISTRO=...]           benchmarks, ~15 min (not part of make test)
 DISTRO ?= jazzy
 VENV := .venv/$(DISTRO)
 PY := $(VENV)/bin/python
@@ -25,7 +25,7 @@ demo: setup
 	$(PY) -m roboflare_bridge.demo --duration $(DURATION)
 
 bench: setup
-	$(PY) bench/run.py
+	DISTRO=$(DISTRO) $(PY) bench/run.py --out bench-results/$(DISTRO)
 
 lint: setup
 	cd roboflare_bridge && ../$(PY) -m pytest -m linter

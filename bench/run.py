@@ -17,6 +17,7 @@
 Prints each part as it finishes, then one summary; writes bench-results/results.json.
 
     python bench/run.py [--smoke] [--out DIR]     (--smoke: the seconds-long run the tests use)
+    python bench/run.py --markdown A/results.json [B/results.json]   (README's table, A / B)
 """
 
 import argparse
@@ -58,7 +59,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('--smoke', action='store_true')
     parser.add_argument('--out', type=Path, default=Path('bench-results'))
+    parser.add_argument('--markdown', type=Path, nargs='+', metavar='RESULTS')
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown_table([json.loads(path.read_text())['fleet'] for path in args.markdown]))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     results = {'machine': machine()}
     failed = []
@@ -97,6 +102,33 @@ def summary(results: dict) -> None:
         s = results['soak']
         print(f'\nsoak, {s["robots"]} robots for {s["minutes"]} min: RSS {s["start_kb"]:,} kB '
               f'-> {s["end_kb"]:,} kB ({s["growth"]:+.1%}), peak {s["peak_kb"]:,} kB')
+
+
+def markdown_table(runs: list) -> str:
+    """Return the fleet table in Markdown, each figure as run A / run B / ..."""
+    from fleet_bench import KINDS
+
+    def cell(kind, robots, figure):
+        values = []
+        for cells in runs:
+            found = next((c for c in cells if c['kind'] == kind and c['robots'] == robots), {})
+            values.append(figure(found) if 'throughput' in found else 'n/a')
+        return ' / '.join(values)
+    rows = ['| stream kind | robots | messages/s | MB/s | latency p50 (ms) | latency p99 (ms) '
+            '| CPU s per 1,000 messages | peak RSS (MB) |',
+            '|---|---:|---:|---:|---:|---:|---:|---:|']
+    keys = sorted({(c['kind'], c['robots']) for cells in runs for c in cells},
+                  key=lambda key: (list(KINDS).index(key[0]), key[1]))
+    for kind, robots in keys:
+        rows.append(' | '.join([
+            f'| {KINDS[kind]}', str(robots),
+            cell(kind, robots, lambda c: f'{c["throughput"]["messages_per_s"]:,.0f}'),
+            cell(kind, robots, lambda c: f'{c["throughput"]["mb_per_s"]:.1f}'),
+            cell(kind, robots, lambda c: f'{c["latency"]["p50_ms"]:.1f}'),
+            cell(kind, robots, lambda c: f'{c["latency"]["p99_ms"]:.1f}'),
+            cell(kind, robots, lambda c: f'{c["throughput"]["cpu_s_per_1000"]:.3f}'),
+            cell(kind, robots, lambda c: f'{c["peak_rss_mb"]:.0f}')]) + ' |')
+    return '\n'.join(rows)
 
 
 if __name__ == '__main__':
