@@ -1,12 +1,14 @@
 # roboflare_bridge workspace: `make demo` and `make test` do all set-up on a fresh machine.
 #   make test [DISTRO=jazzy|kilted]   set up .venv/$(DISTRO) and run every test
 #   make demo [DURATION=seconds]      set up and run the bridge against the emulator
-#   make bench [DISTRO=...]           benchmarks, ~15 min (not part of make test)
+#   make bench [DISTRO=...]           benchmarks, ~15 min (not part of make test);
+#                                     BENCH_ARGS="--parts fleet" reruns one part
 DISTRO ?= jazzy
 VENV := .venv/$(DISTRO)
 PY := $(VENV)/bin/python
 DURATION ?= 0
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 # DDS stays on this machine (no multicast out of the network interface), on a domain of its
 # own per run unless the caller chose one.
@@ -25,7 +27,7 @@ demo: setup
 	$(PY) -m roboflare_bridge.demo --duration $(DURATION)
 
 bench: setup
-	DISTRO=$(DISTRO) $(PY) bench/run.py --out bench-results/$(DISTRO)
+	DISTRO=$(DISTRO) $(PY) bench/run.py --out bench-results/$(DISTRO) $(BENCH_ARGS)
 
 lint: setup
 	cd roboflare_bridge && ../$(PY) -m pytest -m linter

@@ -37,7 +37,8 @@ PARTS = {
     'camera': ('camera_bench.py', ['--seconds', '5'], ['--seconds', '0.5', '--frames', '200']),
     'fleet': ('fleet_bench.py', ['--seconds', '10'],
               ['--robots', '2', '--seconds', '1', '--flood-rate-scale', '3',
-               '--flood-camera-fps', '60', '--flood-log-rate', '2000']),
+               '--flood-camera-fps', '60', '--flood-decoded-fps', '30',
+               '--flood-log-rate', '2000']),
     'soak': ('soak.py', ['--minutes', '5'],
              ['--robots', '2', '--minutes', '0.05', '--warmup', '1']),
 }
@@ -60,6 +61,8 @@ def main() -> int:
     parser.add_argument('--smoke', action='store_true')
     parser.add_argument('--out', type=Path, default=Path('bench-results'))
     parser.add_argument('--markdown', type=Path, nargs='+', metavar='RESULTS')
+    parser.add_argument('--parts', default=','.join(PARTS),
+                        help='run only these; the others keep their last results in --out')
     args = parser.parse_args()
     if args.markdown:
         print(markdown_table([json.loads(path.read_text())['fleet'] for path in args.markdown]))
@@ -67,8 +70,16 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = {'machine': machine()}
     failed = []
+    selected = args.parts.split(',')
+    unknown = set(selected) - set(PARTS)
+    if unknown:
+        parser.error(f'unknown parts {sorted(unknown)}; choose from {list(PARTS)}')
     for part, (script, full, smoke) in PARTS.items():
         out = args.out / f'{part}.json'
+        if part not in selected:
+            results[part] = json.loads(out.read_text()) if out.exists() else None
+            continue
+        out.unlink(missing_ok=True)  # a failed part must not show an older run's figures
         print(f'\n== {part}: {script} {" ".join(smoke if args.smoke else full)}', flush=True)
         code = subprocess.run([sys.executable, str(HERE / script),
                                *(smoke if args.smoke else full), '--json', str(out)]).returncode
