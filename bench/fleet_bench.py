@@ -204,9 +204,9 @@ def run_stream_cell(kind: str, robots: int, settings: Settings) -> Dict[str, Any
     topics = mirrored_topics(kind, emulator.robot_names())
     subscriber = LocalSubscriber(topics)
     try:
-        stamped = {t for t, type_name in topics if not t.endswith(('chatter', 'voltage'))}
-        wait_until(lambda: stamped <= subscriber.seen, settings.ready_timeout_s,
-                   f'{len(stamped)} mirrored topics to deliver')
+        frequent = {topic for topic, _ in topics if not topic.endswith(('chatter', 'voltage'))}
+        wait_until(lambda: frequent <= subscriber.seen, settings.ready_timeout_s,
+                   f'{len(frequent)} mirrored topics to deliver')
         # Phase 1: latency at nominal rates.
         subscriber.tally.latencies = []
         subscriber.sampling = True
