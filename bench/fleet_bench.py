@@ -295,7 +295,10 @@ class LogSources:
     def publish(self, rate: float, seconds: float) -> int:
         self.process.stdin.write(f'{rate} {seconds}\n')
         self.process.stdin.flush()
-        return int(self.process.stdout.readline())
+        count = self.process.stdout.readline().strip()
+        if not count.isdigit():
+            raise RuntimeError(f'log publisher exited ({self.process.poll()})')
+        return int(count)
 
     def close(self) -> None:
         self.process.stdin.close()
