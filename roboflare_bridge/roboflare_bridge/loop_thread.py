@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
@@ -31,6 +32,7 @@ from rclpy.executors import Executor
 from rclpy.task import Future as RclpyFuture
 
 T = TypeVar('T')
+_log = logging.getLogger(__name__)
 
 
 class AsyncioThread:
@@ -55,15 +57,24 @@ class AsyncioThread:
 
     def stop(self, shutdown: Optional[Callable[[], Awaitable[None]]] = None,
              timeout: float = 5.0) -> None:
-        """Run ``shutdown`` on the loop (bounded), cancel what is left, stop the thread."""
+        """
+        Run ``shutdown`` on the loop, cancel what is left, stop the thread; bounded, never raises.
+
+        A task may resist cancellation for a while (websockets finishing a close handshake
+        behind a flood of frames, say); the process must still exit, so the loop is stopped
+        anyway and, being a daemon thread's, left to the interpreter.
+        """
         if not self._thread.is_alive():
             return
         if shutdown is not None:
             try:
                 self.submit(asyncio.wait_for(shutdown(), timeout)).result(timeout + 1)
             except (asyncio.TimeoutError, concurrent.futures.TimeoutError):
-                pass
-        self.submit(_cancel_remaining()).result(timeout)
+                _log.warning('shutdown did not finish within %.1f s', timeout)
+        try:
+            self.submit(_cancel_remaining()).result(timeout)
+        except concurrent.futures.TimeoutError:
+            _log.warning('tasks still running %.1f s after cancellation; stopping anyway', timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
         if not self._thread.is_alive():
