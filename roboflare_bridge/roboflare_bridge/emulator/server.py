@@ -16,8 +16,7 @@ The emulator's HTTP and WebSocket server (aiohttp), with fault knobs for tests.
 
 Everything under ``/api`` and the streams follow roboflare-contract.md. ``/_emulator/*`` is
 the emulator's own control surface (faults, live rates, injected frames, stored uploads,
-outages); the
-real API has no such routes and the bridge never calls them.
+outages); the real API has no such routes and the bridge never calls them.
 """
 
 from __future__ import annotations
@@ -574,7 +573,8 @@ class Emulator:
                 raise WorldError(400, 'bad_request', f'unknown rate {str(name)[:40]}')
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                     not (value > 0 or (name == 'log_rate_hz' and value == 0)):
-                raise WorldError(400, 'bad_request', f'{name} must be a positive number')
+                raise WorldError(400, 'bad_request',
+                                 f'{name} must be a positive number (log_rate_hz may be 0)')
             rates[name] = float(value)
         self.config.rate_scale = rates['rate_scale']
         self.config.camera_fps = rates['camera_fps']
