@@ -60,7 +60,7 @@ from rclpy.task import Future
 from roboflare_bridge import jsonutil
 from roboflare_bridge.codec import message_class
 from roboflare_bridge.emulator.sim import TOPICS
-from roboflare_bridge.logs import drain_subscription
+from roboflare_bridge.rosout import drain_subscription
 from roboflare_bridge.params import ros_name
 from roboflare_bridge.resources import parse_time
 
@@ -132,7 +132,7 @@ class LocalSubscriber:
         tally = self.tally
         holder: List[Any] = []
 
-        def on_message(data: bytes) -> None:
+        def on_message(data: bytes, _info: Any = None) -> None:
             now = time.time()
             tally.messages += 1
             tally.payload_bytes += len(data)
@@ -254,7 +254,7 @@ PUBLISHER = """
 import sys, time, rclpy
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import Log
-from roboflare_bridge.logs import rosout_qos
+from roboflare_bridge.rosout import rosout_qos
 rclpy.init()
 nodes = [rclpy.create_node(f'bench_source_{i}', enable_rosout=False,
                            start_parameter_services=False) for i in range(int(sys.argv[1]))]

@@ -15,7 +15,8 @@
 The ``bridge`` node: wires configuration, the asyncio thread and each capability together.
 
 Capabilities live in their own modules: the control plane (control_plane.py), mirrored
-robots (mirror.py, camera.py), logs (logs.py) and health (diagnostics.py).
+robots (mirror.py, camera.py), logs (rosout.py, log_spool.py, log_forwarder.py,
+log_mirror.py) and health (diagnostics.py).
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ from .credentials import check_base_url, CredentialsError, resolve_credentials, 
 from .diagnostics import Diagnostics, forwarder_statuses, robot_statuses, status
 from .fleet import Fleet
 from .frames import LOGS_STREAM
-from .logs import drain_subscription, LogForwarder, rosout_qos, Spool
+from .log_forwarder import LogForwarder
+from .log_spool import Spool
 from .loop_thread import AsyncioThread
 from .params import BridgeConfig, declare_and_read, ParameterError, ros_name
+from .rosout import RosoutSubscriptions
 from .streams import StreamClient
 
 NODE_NAME = 'roboflare_bridge'
@@ -118,8 +121,9 @@ class RoboflareBridge(Node):
         spool_dir = Path(config.spool_dir).expanduser() / ros_name(config.robot_id)
         # Never forward our own records: that would be a feedback loop.
         ignore = [self.get_logger().name, *config.log_ignore_nodes]
-        self.forwarder = LogForwarder(self.loop.loop, Spool(spool_dir, config.spool_max_bytes),
-                                      config.log_min_level, ignore)
+        spool = Spool(spool_dir, config.spool_max_bytes)
+        self.forwarder = LogForwarder(self.loop.loop, spool, config.log_min_level, ignore,
+                                      config.log_ack_timeout_s)
         self._forwarder_stream = StreamClient(
             self.api.base_url, config.robot_id, LOGS_STREAM, token,
             on_frame=self.forwarder.on_frame, on_connect=self.forwarder.on_connect,
@@ -127,19 +131,13 @@ class RoboflareBridge(Node):
             ping_interval_s=config.stream_ping_interval_s,
             ping_timeout_s=config.stream_ping_timeout_s)
         self._running += [self.loop.submit(self._forwarder_stream.run()),
-                          self.loop.submit(self.forwarder.run_sync())]
-        forwarder = self.forwarder
-
-        def on_rosout(data: bytes) -> None:
-            forwarder.on_rosout_raw(data)
-            drain_subscription(subscription, forwarder.on_rosout_raw)
-        # Raw: the forwarder reads the few fields it needs from the serialised message.
-        subscription = self.create_subscription(Log, '/rosout', on_rosout, rosout_qos(),
-                                                raw=True)
+                          self.loop.submit(self.forwarder.run_sync()),
+                          self.loop.submit(self.forwarder.run_resends())]
+        self._rosout = RosoutSubscriptions(self, self.forwarder)
         self.get_logger().info(
             f'forwarding /rosout at or above {config.log_min_level} as robot '
-            f'{config.robot_id}; spool {spool_dir} ({self.forwarder.spool.records} records '
-            'waiting)')
+            f'{config.robot_id}; spool {spool_dir} ({spool.records} records waiting'
+            f'{"; " + spool.error if spool.error else ""})')
 
     async def _count_tasks(self) -> None:
         # Sampled on the loop itself: asyncio.all_tasks is not safe from another thread.
@@ -161,7 +159,7 @@ class RoboflareBridge(Node):
         for robot in list(self.fleet.robots.values()):
             yield from robot_statuses(robot, now)
         if self.forwarder is not None and self._forwarder_stream is not None:
-            yield from forwarder_statuses(self.forwarder, self._forwarder_stream)
+            yield from forwarder_statuses(self.forwarder, self._forwarder_stream, now)
 
     def shutdown(self) -> None:
         """Stop the asyncio side: close streams and the HTTP client, bounded in time."""

@@ -97,19 +97,33 @@ def robot_statuses(robot: Any, now: float) -> List[DiagnosticStatus]:
     return [status(f'robot {robot.robot.ros_name}', level, message, values)] + streams
 
 
-def forwarder_statuses(forwarder: Any, stream: StreamClient) -> List[DiagnosticStatus]:
-    """Return the upstream log forwarder's status and its stream's."""
+def forwarder_statuses(forwarder: Any, stream: StreamClient,
+                       now: float) -> List[DiagnosticStatus]:
+    """Return the upstream log forwarder's status and its stream's (``now``: loop time)."""
     stats, spool = forwarder.stats, forwarder.spool
     level = OK if stream.stats.connected else WARN
+    if spool.records:
+        message = f'{spool.records} records waiting in the spool'
+    else:
+        message = 'all records acknowledged'
+    if spool.error:
+        level, message = ERROR, (f'spool cannot write ({spool.error}); {spool.held_bytes} '
+                                 f'bytes held in memory, {spool.dropped_records} records '
+                                 'dropped')
     if stream.stats.unauthorized:
         level = ERROR
-    message = (f'{spool.records} records waiting in the spool' if spool.records else
-               'all records acknowledged')
+    oldest = stats.oldest_unacked_since
     values = {'received': stats.received, 'filtered': stats.filtered,
-              'replayed_skipped': stats.replayed_skipped, 'forwarded': stats.forwarded,
+              'replayed_skipped': stats.replayed_skipped,
+              'duplicates_skipped': stats.duplicates_skipped, 'forwarded': stats.forwarded,
               'acked_batches': stats.acked_batches, 'acked_records': stats.acked_records,
-              'rejected_records': stats.rejected_records, 'spool_records': spool.records,
-              'spool_bytes': spool.size, 'spool_dropped_records': spool.dropped_records,
+              'rejected_records': stats.rejected_records, 'in_flight': stats.in_flight,
+              'oldest_unacked_s': 0.0 if oldest is None else max(0.0, now - oldest),
+              'resends': stats.resends, 'ack_timeouts': stats.ack_timeouts,
+              'error_replies': stats.error_replies, 'spool_records': spool.records,
+              'spool_bytes': spool.size, 'spool_held_bytes': spool.held_bytes,
+              'spool_dropped_records': spool.dropped_records,
+              'spool_write_failures': spool.write_failures, 'spool_error': spool.error,
               'drops': forwarder.drops.total}
     return [status('log forwarding', level, message, values), stream_status(stream)]
 

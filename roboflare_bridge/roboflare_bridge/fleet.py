@@ -32,7 +32,7 @@ from .backoff import Backoff
 from .camera import CameraMirror, DecodeWorker
 from .credentials import Token
 from .frames import CAMERA_STREAM, ECHO_STREAM, LOGS_STREAM
-from .logs import LogMirror
+from .log_mirror import LogMirror
 from .mirror import TopicMirror
 from .params import BridgeConfig, ros_name
 from .resources import ApiError

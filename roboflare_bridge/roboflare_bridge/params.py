@@ -58,6 +58,7 @@ class BridgeConfig:
     log_ignore_nodes: Tuple[str, ...] = ()
     spool_dir: str = '~/.ros/roboflare_bridge/spool'
     spool_max_bytes: int = 64 << 20
+    log_ack_timeout_s: float = 10.0
     request_timeout_s: float = 10.0
     deploy_poll_interval_s: float = 1.0
     diagnostics_period_s: float = 1.0
@@ -89,6 +90,8 @@ DESCRIPTIONS = {
     'log_ignore_nodes': 'nodes whose /rosout records are never forwarded',
     'spool_dir': 'directory of the on-disk spool of unacknowledged log batches',
     'spool_max_bytes': 'spool size limit; the oldest records are dropped beyond it',
+    'log_ack_timeout_s': 'a log batch not acknowledged within this is resent (doubling '
+                         'while acks stay away, up to 120 s)',
     'request_timeout_s': 'bound on every control-plane call, service or action step',
     'deploy_poll_interval_s': 'how often a deploy goal polls its deployment',
     'diagnostics_period_s': 'period of /diagnostics',
@@ -102,7 +105,7 @@ _ARRAYS = {'robots', 'topics', 'deny_topics', 'log_ignore_nodes', 'qos_overrides
            'topic_throttle'}
 # Seconds may be written 5 or 5.0: accept both (a static DOUBLE would refuse 5).
 _SECONDS = {'request_timeout_s', 'deploy_poll_interval_s', 'diagnostics_period_s',
-            'stream_ping_interval_s', 'stream_ping_timeout_s'}
+            'stream_ping_interval_s', 'stream_ping_timeout_s', 'log_ack_timeout_s'}
 
 
 def declare_and_read(node: Node) -> BridgeConfig:

@@ -14,6 +14,7 @@
 """Helpers for tests: a threaded emulator, an rclpy harness, and a bridge process."""
 
 import asyncio
+from contextlib import contextmanager
 import json as json_module
 import os
 from pathlib import Path
@@ -22,7 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 import uuid
 
 import httpx
@@ -39,14 +40,46 @@ def emulator_control(url: str, token: str, method: str, path: str, json: Any = N
 
 
 class FakeStream:
-    """A connected stream that records what is sent on it (JSON frames, parsed)."""
+    """A connected stream that records what is sent on it (JSON frames, parsed, and when)."""
 
     def __init__(self) -> None:
         self.sent: List[Any] = []
+        self.sent_at: List[float] = []
 
     async def send(self, frame: str) -> bool:
         self.sent.append(json_module.loads(frame))
+        self.sent_at.append(asyncio.get_running_loop().time())
         return True
+
+
+@contextmanager
+def small_filesystem(path: Path, size_bytes: int) -> Iterator[Path]:
+    """Mount a tmpfs of ``size_bytes`` at ``path`` (skip the test where that is not allowed)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size_bytes}',
+                              'roboflare-test', str(path)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        import pytest
+        pytest.skip(f'cannot mount a small tmpfs here (needs root or CAP_SYS_ADMIN): '
+                    f'{mounted.stderr.strip()[:200]}')
+    try:
+        yield path
+    finally:
+        subprocess.run(['umount', '-l', str(path)], capture_output=True)
+
+
+def fill_filesystem(path: Path) -> Path:
+    """Fill the filesystem holding ``path`` with one file; return it (delete it to free)."""
+    filler = path / 'filler'
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, bytes(4096))
+    except OSError:
+        pass  # ENOSPC: full
+    finally:
+        os.close(fd)
+    return filler
 
 
 class EmulatorThread:
@@ -298,4 +331,4 @@ def rss_bytes(pid: int) -> int:
 __all__: List[str] = ['EmulatorThread', 'EmulatorProcess', 'RosHarness', 'BridgeProcess',
                       'Collector', 'FakeStream', 'diagnostics_values', 'rss_bytes', 'wait_future',
                       'wait_until', 'start_python', 'stop_process', 'executable',
-                      'ros_subprocess_env']
+                      'ros_subprocess_env', 'small_filesystem', 'fill_filesystem']

@@ -27,10 +27,13 @@ import pytest
 from roboflare_bridge.camera import CameraMirror
 from roboflare_bridge.credentials import CredentialsError, resolve_credentials
 from roboflare_bridge.frames import FrameError, parse_batch_reply, parse_log_record
-from roboflare_bridge.logs import LogForwarder, LogMirror, parse_log_cdr, Spool
+from roboflare_bridge.log_forwarder import LogForwarder
+from roboflare_bridge.log_mirror import LogMirror
+from roboflare_bridge.log_spool import Spool
 from roboflare_bridge.mirror import TopicMirror
 from roboflare_bridge.params import build_config, ParameterError
 from roboflare_bridge.resources import Deployment, MalformedResource, RELEASE_DEPLOYMENT, Robot
+from roboflare_bridge.rosout import parse_log_cdr
 from support import BridgeProcess, EmulatorThread, ros_subprocess_env, stop_process
 
 TALKER = Path(__file__).parent / 'peers' / 'talker.py'

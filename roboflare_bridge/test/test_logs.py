@@ -11,9 +11,10 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The log spool, the upstream forwarder and the downstream conversion, without ROS I/O."""
+"""The /rosout reader, the log spool and the upstream forwarder, without ROS I/O."""
 
 import asyncio
+import itertools
 import json
 import os
 import struct
@@ -24,17 +25,51 @@ import pytest
 from rcl_interfaces.msg import Log
 from rclpy.serialization import serialize_message
 from roboflare_bridge.frames import LogRecord, MAX_BATCH_BYTES, parse_log_record
-from roboflare_bridge.logs import (
-    log_message, LogForwarder, normalise_logger, parse_log_cdr, record_json, RosoutRecord,
-    Spool,
+from roboflare_bridge.log_forwarder import LogForwarder
+from roboflare_bridge.log_mirror import log_message
+from roboflare_bridge.log_spool import JOURNAL_MAGIC, SampleJournal, Spool
+from roboflare_bridge.rosout import (
+    normalise_logger, parse_log_cdr, record_json, RosoutRecord, SeenSamples,
 )
-from support import FakeStream
+from support import FakeStream, fill_filesystem, small_filesystem
+
+T0 = 1_800_000_000
 
 
-def log(i, name='talker', level=Log.INFO, msg=None, sec=1_800_000_000):
+def log(i, name='talker', level=Log.INFO, msg=None, sec=T0):
     return Log(stamp=Time(sec=sec, nanosec=i), level=level, name=name,
                msg=msg if msg is not None else f'record {i}', file='t.py', function='f',
                line=7)
+
+
+class Writer:
+    """
+    A /rosout publisher as the forwarder sees it: serialised samples with their message info.
+
+    ``gid=None`` is Jazzy (no publisher_gid in the message info); bytes are Kilted's.
+    """
+
+    _clock = itertools.count(1_700_000_000_000_000_000, 1000)
+
+    def __init__(self, gid=None):
+        self.gid = gid
+        self.seq = 0
+        self.history = []
+
+    def publish(self, message):
+        self.seq += 1
+        info = {'source_timestamp': next(self._clock), 'received_timestamp': 0,
+                'publication_sequence_number': self.seq, 'reception_sequence_number': None}
+        if self.gid is not None:
+            info['publisher_gid'] = {'implementation_identifier': 'rmw_fastrtps_cpp',
+                                     'data': self.gid}
+        sample = (serialize_message(message), info)
+        self.history.append(sample)
+        return sample
+
+
+WRITER_KINDS = pytest.mark.parametrize('gid', [None, b'\x01\x0f' * 8],
+                                       ids=['jazzy-no-gid', 'kilted-gid'])
 
 
 @settings(max_examples=200, deadline=None)
@@ -55,7 +90,7 @@ def test_cdr_reader_refuses_truncated_data(data):
         parse_log_cdr(data)
 
 
-def test_record_json_follows_the_contract():
+def test_record_json_follows_the_contract_and_keeps_stamps_as_they_are():
     record = parse_log_record(json.loads(record_json(
         RosoutRecord.from_message(log(5, level=Log.WARN)))))
     assert record == LogRecord(ts='2027-01-15T08:00:00.000000005Z', level='warn',
@@ -63,6 +98,10 @@ def test_record_json_follows_the_contract():
                                line=7)
     huge = json.loads(record_json(RosoutRecord.from_message(log(1, msg='x' * 100_000))))
     assert len(huge['msg']) < 70_000 and huge['msg'].endswith('[truncated]')
+    zero = json.loads(record_json(RosoutRecord.from_message(log(0, sec=0))))
+    assert zero['ts'] == '1970-01-01T00:00:00.000000000Z'
+    before_1970 = json.loads(record_json(RosoutRecord.from_message(log(0, sec=-3600))))
+    assert before_1970['ts'] == '1969-12-31T23:00:00.000000000Z'
 
 
 def test_remote_record_becomes_a_log_message():
@@ -80,41 +119,129 @@ def test_node_names_match_with_or_without_a_slash(given, expected):
     assert normalise_logger(given) == expected
 
 
+def test_seen_samples_forget_only_after_a_whole_generation():
+    seen = SeenSamples(generation=4)
+    assert all(seen.add(bytes([i])) for i in range(4))
+    assert not seen.add(bytes([0]))
+    assert all(seen.add(bytes([i])) for i in range(4, 8))  # 0..3 now the older generation
+    assert not seen.add(bytes([3])) and not seen.add(bytes([7]))
+    assert seen.add(bytes([8]))  # a third generation begins: 0..3 are forgotten
+    assert seen.add(bytes([0])) and len(seen) <= 8
+
+
+# -- the spool --------------------------------------------------------------------------
+
 def test_spool_keeps_order_survives_reopening_and_bounds_its_size(tmp_path):
     spool = Spool(tmp_path, max_bytes=64 << 10)
     for i in range(3):
-        spool.add(f'b{i}', json.dumps({'n': i}), records=10, high_water={'talker': i})
+        spool.add(f'b{i}', json.dumps({'n': i}), records=10, keys=bytes([i]) * 8)
     spool.remove(spool.entries[0])
     again = Spool(tmp_path, max_bytes=64 << 10)  # a restart
     assert [e.batch_id for e in again.entries] == ['b1', 'b2']
     assert json.loads(again.entries[0].frame()) == {'n': 1}
-    assert again.high_water == {'talker': 2} and again.records == 20
+    assert again.records == 20
+    assert again.previous_keys.count(bytes([0]) * 8) >= 1  # the acked batch's keys remain
     dropped = []
     for i in range(3, 40):
-        dropped += again.add(f'b{i}', 'x' * 4000, records=100, high_water={})
+        dropped += again.add(f'b{i}', 'x' * 4000, records=100, keys=b'')
     assert again.size <= 64 << 10 and again.dropped_records == sum(e.records for e in dropped)
     assert [e.batch_id for e in dropped][:2] == ['b1', 'b2']  # the oldest go first
     ids = [e.batch_id for e in again.entries]
     assert ids == sorted(ids, key=lambda b: int(b[1:]))
+    assert again.records == sum(e.records for e in again.entries)
 
 
 def test_spool_sequence_never_goes_back_and_junk_is_cleaned(tmp_path):
     spool = Spool(tmp_path, 1 << 20)
-    spool.add('a', '{}', 1, {})
+    spool.add('a', '{}', 1, b'k' * 8)
     spool.remove(spool.entries[-1])  # empty again
-    spool.add('b', '{}', 1, {})
+    spool.add('b', '{}', 1, b'')
     assert spool.entries[-1].seq == 2
     (tmp_path / '000000000009.batch').write_text('not json')
     (tmp_path / '000000000010.tmp').write_text('half written')
-    (tmp_path / 'state.json').write_text('{broken')
+    (tmp_path / 'state.json').write_text('{"high_water": {"talker": 5}}')  # older version
     reopened = Spool(tmp_path, 1 << 20)
     assert [e.batch_id for e in reopened.entries] == ['b']
-    assert not list(tmp_path.glob('*.tmp')) and reopened.high_water == {}
-    reopened.sync()
+    assert not list(tmp_path.glob('*.tmp')) and not (tmp_path / 'state.json').exists()
+    reopened.sync(reopened.take_unsynced())
 
 
-def make_forwarder(tmp_path, loop, min_level='info', ignore=('/roboflare_bridge', 'noisy')):
-    return LogForwarder(loop, Spool(tmp_path, 1 << 30), min_level, list(ignore))
+def test_keys_of_a_batch_survive_losing_the_journal(tmp_path):
+    # SIGKILL between writing a batch and journaling its keys: the batch header has them.
+    Spool(tmp_path, 1 << 20).add('a', '{}', 2, b'A' * 8 + b'B' * 8)
+    for path in SampleJournal(tmp_path).paths():
+        path.unlink(missing_ok=True)
+    assert Spool(tmp_path, 1 << 20).previous_keys == b'A' * 8 + b'B' * 8
+
+
+def test_journal_repairs_a_torn_tail_replaces_a_foreign_file_and_stays_bounded(tmp_path):
+    journal = SampleJournal(tmp_path, segment_keys=4)
+    journal.append(b'a' * 8 + b'b' * 8)
+    with open(journal.newer, 'ab') as handle:
+        handle.write(b'tor')  # a crash in the middle of an append
+    assert journal.load() == b'a' * 8 + b'b' * 8
+    journal.append(b'c' * 8)
+    assert journal.load() == b'a' * 8 + b'b' * 8 + b'c' * 8
+    for i in range(20):
+        journal.append(bytes([i]) * 8)
+    loaded = journal.load()
+    assert 4 * 8 <= len(loaded) <= (8 + 1) * 8 and loaded.endswith(bytes([19]) * 8)
+    journal.older.write_bytes(b'{"from": "another program"}')
+    assert journal.load() == journal.newer.read_bytes()[len(JOURNAL_MAGIC):]
+    assert not journal.older.exists()
+
+
+def test_a_full_disk_holds_batches_in_memory_and_recovers_in_order(tmp_path):
+    with small_filesystem(tmp_path / 'fs', 256 << 10) as fs:
+        spool = Spool(fs / 'spool', max_bytes=1 << 20, held_limit=100_000)
+        filler = fill_filesystem(fs)
+        dropped = []
+        for i in range(12):
+            dropped += spool.add(f'b{i}', 'x' * 20_000, records=10, keys=bytes([i]) * 8)
+        assert 'No space left on device' in spool.error and spool.write_failures >= 12
+        assert 0 < spool.held_bytes <= 100_000
+        assert spool.dropped_records == sum(e.records for e in dropped) > 0
+        kept = [e.batch_id for e in spool.entries]
+        assert kept == [f'b{i}' for i in range(12 - len(kept), 12)]  # the newest, in order
+        assert spool.entries[0].frame() == 'x' * 20_000  # readable from memory, to send
+        filler.unlink()
+        spool.add('b12', 'x' * 10, records=1, keys=b'')
+        assert spool.error == '' and spool.held_bytes == 0
+        reopened = Spool(fs / 'spool', max_bytes=1 << 20)
+        assert [e.batch_id for e in reopened.entries] == kept + ['b12']
+        assert reopened.previous_keys.endswith(bytes([11]) * 8)
+
+
+def test_a_spool_directory_that_cannot_be_created_is_not_fatal(tmp_path):
+    blocker = tmp_path / 'not-a-directory'
+    blocker.write_text('a file where the spool directory should be')
+    spool = Spool(blocker / 'spool', max_bytes=1 << 20)
+    assert 'Not a directory' in spool.error
+    spool.add('a', '{}', 1, b'')
+    assert spool.held_bytes > 0 and [e.batch_id for e in spool.entries] == ['a']
+    blocker.unlink()
+    spool.add('b', '{}', 1, b'')
+    assert spool.error == '' and sorted(p.name for p in (blocker / 'spool').glob('*.batch')) \
+        == ['000000000001.batch', '000000000002.batch']
+
+
+# -- the forwarder ----------------------------------------------------------------------
+
+def make_forwarder(tmp_path, loop, min_level='info', ignore=('/roboflare_bridge', 'noisy'),
+                   **kwargs):
+    return LogForwarder(loop, Spool(tmp_path, 1 << 30), min_level, list(ignore), **kwargs)
+
+
+def spooled(forwarder):
+    return [r['msg'] for e in forwarder.spool.entries
+            for r in json.loads(e.frame())['records']]
+
+
+async def feed(forwarder, samples):
+    for data, info in samples:
+        forwarder.on_sample(data, info)
+    await asyncio.sleep(0)
+    forwarder.close_batch()
 
 
 def run(coro):
@@ -122,33 +249,34 @@ def run(coro):
 
 
 def test_filters_levels_and_ignored_nodes(tmp_path):
+    writer = Writer()
+
     async def scenario():
         forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
-        for message in (log(1, level=Log.DEBUG), log(2, name='roboflare_bridge'),
-                        log(3, name='roboflare_bridge.streams'), log(4, name='noisy'),
-                        log(5, name='noisier'), log(6)):
-            forwarder.on_rosout_raw(serialize_message(message))  # the bridge's fast path
-        forwarder.on_rosout_raw(b'junk')
-        await asyncio.sleep(0)
-        forwarder.close_batch()
+        await feed(forwarder, [writer.publish(m) for m in (
+            log(1, level=Log.DEBUG), log(2, name='roboflare_bridge'),
+            log(3, name='roboflare_bridge.streams'), log(4, name='noisy'),
+            log(5, name='noisier'), log(6))])
+        forwarder.on_sample(b'junk', {})
         return forwarder
     forwarder = run(scenario())
-    frame = json.loads(forwarder.spool.entries[0].frame())
-    assert [r['msg'] for r in frame['records']] == ['record 5', 'record 6']
+    assert spooled(forwarder) == ['record 5', 'record 6']
     assert forwarder.stats.filtered == 4
     assert forwarder.drops.by_reason == {'unreadable /rosout message': 1}
 
 
 def test_batches_close_by_count_bytes_and_time(tmp_path):
+    writer = Writer()
+
     async def scenario():
         loop = asyncio.get_running_loop()
         forwarder = make_forwarder(tmp_path, loop)
         for i in range(1200):
-            forwarder.on_rosout(log(i))
+            forwarder.on_sample(*writer.publish(log(i)))
         await asyncio.sleep(0)
         by_count = [e.records for e in forwarder.spool.entries]
         for i in range(1200, 1203):
-            forwarder.on_rosout(log(i, msg='y' * 400_000))
+            forwarder.on_sample(*writer.publish(log(i, msg='y' * 400_000)))
         await asyncio.sleep(0)
         started = loop.time()
         while forwarder.spool.records < 1203:
@@ -158,18 +286,76 @@ def test_batches_close_by_count_bytes_and_time(tmp_path):
     assert by_count == [500, 500]
     sizes = [e.records for e in forwarder.spool.entries]
     assert sizes[:2] == [500, 500] and sum(sizes) == 1203
-    assert all(e.size < MAX_BATCH_BYTES + 200 for e in forwarder.spool.entries)
+    assert all(e.size < MAX_BATCH_BYTES + 20_000 for e in forwarder.spool.entries)
     assert waited <= 1.0  # the last partial batch waited at most BATCH_MAX_WAIT_S
 
 
+@WRITER_KINDS
+def test_records_are_told_apart_by_writer_never_by_stamp(tmp_path, gid):
+    first = Writer(gid)
+    second = Writer(None if gid is None else b'\x02' * 16)  # same logger, another process
+    samples = ([first.publish(log(i, msg=f'a {i}')) for i in range(5)]
+               + [first.publish(log(i, msg=f'b {i}', sec=T0 - 3600)) for i in range(5)]
+               + [first.publish(log(0, msg='tick', sec=0)) for _ in range(5)]
+               + [second.publish(log(i, msg=f'c {i}', sec=T0 - 7200)) for i in range(5)])
+
+    async def scenario():
+        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
+        await feed(forwarder, samples)
+        return forwarder
+    forwarder = run(scenario())
+    assert spooled(forwarder) == ([f'a {i}' for i in range(5)] + [f'b {i}' for i in range(5)]
+                                  + ['tick'] * 5 + [f'c {i}' for i in range(5)])
+    assert forwarder.stats.replayed_skipped == forwarder.stats.duplicates_skipped == 0
+
+
+@WRITER_KINDS
+def test_replayed_history_is_skipped_exactly_across_a_restart(tmp_path, gid):
+    old = Writer(gid)
+    other = Writer(None if gid is None else b'\x03' * 16)
+
+    async def first_life():
+        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
+        await feed(forwarder, [old.publish(log(i)) for i in range(10)]
+                   + [other.publish(log(i, msg=f'other {i}')) for i in range(3)])
+        forwarder.close()
+
+    async def second_life():
+        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
+        newcomer = Writer(None if gid is None else b'\x04' * 16)  # a process started since
+        # Transient-local history replays both writers; then new records, some stamped
+        # before anything seen so far (a clock stepped back), some identical in content.
+        await feed(forwarder, old.history + other.history
+                   + [old.publish(log(i, sec=T0 - 86400)) for i in range(10, 13)]
+                   + [newcomer.publish(log(i)) for i in range(3)])
+        return forwarder
+    run(first_life())
+    forwarder = run(second_life())
+    assert spooled(forwarder)[-6:] == [f'record {i}' for i in (10, 11, 12, 0, 1, 2)]
+    assert forwarder.stats.replayed_skipped == 13 and forwarder.stats.forwarded == 6
+
+
+def test_one_sample_on_both_subscriptions_is_forwarded_once(tmp_path):
+    writer = Writer()
+    samples = [writer.publish(log(i)) for i in range(4)]
+
+    async def scenario():
+        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
+        # The transient-local and the volatile reader get the same samples, in any order.
+        await feed(forwarder, samples[:2] + samples + samples[2:])
+        return forwarder
+    forwarder = run(scenario())
+    assert spooled(forwarder) == [f'record {i}' for i in range(4)]
+    assert forwarder.stats.duplicates_skipped == 4 and forwarder.stats.replayed_skipped == 0
+
+
 def test_sends_in_order_resends_after_reconnect_and_removes_on_ack(tmp_path):
+    writer = Writer()
+
     async def scenario():
         forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
         for batch in range(12):
-            for i in range(3):
-                forwarder.on_rosout(log(batch * 3 + i))
-            await asyncio.sleep(0)
-            forwarder.close_batch()
+            await feed(forwarder, [writer.publish(log(batch * 3 + i)) for i in range(3)])
         first = FakeStream()
         await forwarder.on_connect(first)
         await asyncio.sleep(0)
@@ -189,68 +375,86 @@ def test_sends_in_order_resends_after_reconnect_and_removes_on_ack(tmp_path):
         await asyncio.sleep(0)
         return forwarder, first, second
     forwarder, first, second = run(scenario())
-    assert len(first.sent) >= 8
     resent = [f['id'] for f in second.sent]
     assert resent[:5] == [f['id'] for f in first.sent[3:8]]  # unacked ones first, in order
     records = [r['msg'] for f in first.sent[:3] + second.sent for r in f['records']]
     assert records == [f'record {i}' for i in range(36)]
     assert forwarder.spool.records == 0 and forwarder.stats.acked_records == 36
+    assert forwarder.stats.in_flight == 0 and forwarder.stats.oldest_unacked_since is None
 
 
-def test_rejected_batch_is_dropped_other_errors_are_retried(tmp_path):
+def test_unacknowledged_batches_are_resent_in_order_with_a_growing_timeout(tmp_path):
+    writer = Writer()
+
     async def scenario():
-        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
-        for i in range(2):
-            forwarder.on_rosout(log(i))
-            await asyncio.sleep(0)
-            forwarder.close_batch()
+        loop = asyncio.get_running_loop()
+        forwarder = make_forwarder(tmp_path, loop, ack_timeout_s=0.2)
+        resender = asyncio.ensure_future(forwarder.run_resends())
+        for batch in range(3):
+            await feed(forwarder, [writer.publish(log(batch * 2 + i)) for i in range(2)])
+        stream = FakeStream()
+        await forwarder.on_connect(stream)
+        # The server keeps the socket open and never acknowledges: two rounds of resends.
+        while len(stream.sent) < 9:
+            await asyncio.sleep(0.02)
+        in_flight = forwarder.stats.in_flight
+        waited = loop.time() - forwarder.stats.oldest_unacked_since
+        for frame in stream.sent:  # acks again, including duplicates for the resends
+            forwarder.on_frame(json.dumps({'type': 'ack', 'id': frame['id']}))
+        sent = len(stream.sent)
+        await asyncio.sleep(0.5)  # nothing more may be resent once acknowledged
+        resender.cancel()
+        return forwarder, stream, in_flight, waited, sent
+    forwarder, stream, in_flight, waited, sent = run(scenario())
+    ids = [frame['id'] for frame in stream.sent]
+    assert ids[:3] == ids[3:6] == ids[6:9]  # each round in the original order
+    first, second, third = stream.sent_at[0], stream.sent_at[3], stream.sent_at[6]
+    assert second - first >= 0.2 and third - second >= 0.4  # the timeout doubled
+    assert in_flight == 3 and waited >= 0.6
+    assert len(stream.sent) == sent
+    assert forwarder.stats.resends >= 6 and forwarder.stats.ack_timeouts == 6
+    assert forwarder.spool.records == 0 and forwarder.stats.acked_records == 6
+
+
+def test_error_replies_are_resent_and_bad_requests_dropped(tmp_path):
+    writer = Writer()
+
+    async def scenario():
+        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop(), ack_timeout_s=30)
+        resender = asyncio.ensure_future(forwarder.run_resends())
+        for i in range(3):
+            await feed(forwarder, [writer.publish(log(i))])
         stream = FakeStream()
         await forwarder.on_connect(stream)
         await asyncio.sleep(0)
-        bad, busy = stream.sent
+        bad, busy, fine = stream.sent
         forwarder.on_frame(json.dumps({'type': 'error', 'id': bad['id'],
                                        'error': {'code': 'bad_request', 'message': 'no'}}))
         forwarder.on_frame(json.dumps({'type': 'error', 'id': busy['id'],
                                        'error': {'code': 'internal_server_error',
                                                  'message': 'later'}}))
+        forwarder.on_frame(json.dumps({'type': 'ack', 'id': fine['id']}))
         forwarder.on_frame('{"type": "ack"}')  # malformed: counted, ignored
-        return forwarder
-    forwarder = run(scenario())
-    assert [e.records for e in forwarder.spool.entries] == [1]
-    assert forwarder.stats.rejected_records == 1
-    assert set(forwarder.drops.by_reason) == {'rejected batch', 'batch error',
-                                              'malformed reply'}
-
-
-def test_replayed_history_is_not_sent_twice_across_a_restart(tmp_path):
-    async def first_life():
-        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
-        for i in range(10):
-            forwarder.on_rosout(log(i))
-        await asyncio.sleep(0)
-        forwarder.close_batch()
-
-    async def second_life():
-        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
-        for i in range(15):  # transient-local history replays 0..9, then new records
-            forwarder.on_rosout(log(i))
-        await asyncio.sleep(0)
-        forwarder.close_batch()
-        return forwarder
-    run(first_life())
-    forwarder = run(second_life())
-    frames = [json.loads(e.frame()) for e in forwarder.spool.entries]
-    assert [r['msg'] for f in frames for r in f['records']] == [f'record {i}'
-                                                                for i in range(15)]
-    assert forwarder.stats.replayed_skipped == 10
+        while len(stream.sent) < 4:  # the refused batch again, after a short backoff
+            await asyncio.sleep(0.02)
+        forwarder.on_frame(json.dumps({'type': 'ack', 'id': busy['id']}))
+        resender.cancel()
+        return forwarder, stream, busy
+    forwarder, stream, busy = run(scenario())
+    assert stream.sent[3]['id'] == busy['id'] and stream.sent_at[3] - stream.sent_at[1] < 5
+    assert forwarder.spool.records == 0 and forwarder.stats.rejected_records == 1
+    assert forwarder.stats.error_replies == 1 and forwarder.stats.resends == 1
+    assert set(forwarder.drops.by_reason) == {'rejected batch', 'malformed reply'}
 
 
 def test_flush_spools_what_is_in_memory(tmp_path):
+    writer = Writer()
+
     async def scenario():
         forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
-        forwarder.on_rosout(log(1))
+        forwarder.on_sample(*writer.publish(log(1)))
         await forwarder.flush()
         forwarder.close()
     run(scenario())
     assert Spool(tmp_path, 1 << 20).records == 1
-    assert os.path.exists(tmp_path / 'state.json')
+    assert os.path.getsize(tmp_path / 'samples.1') == len(JOURNAL_MAGIC) + 8

@@ -58,6 +58,9 @@ class Faults:
     close_after_frames: int = 0        # each stream connection closes after N frames sent
     refuse_handshakes: int = 0         # refuse stream handshakes with this status (0 = off)
     ack_delay_ms: float = 0.0          # delay before acknowledging an upstream log batch
+    ack_mode: str = 'ack'              # 'ack'; 'lose': store, never acknowledge; 'discard':
+    #                                    neither store nor answer (a store failing silently)
+    fail_batches_next: int = 0         # the next N batches get an error reply and are not stored
     stall_streams: bool = False        # streams go silent and stop answering pings
 
 
@@ -161,6 +164,9 @@ class Emulator:
             if name not in self._fault_names:
                 raise WorldError(400, 'bad_request', f'unknown fault {name!r}')
             setattr(self.faults, name, type(getattr(self.faults, name))(value))
+        if self.faults.ack_mode not in ('ack', 'lose', 'discard'):
+            bad, self.faults.ack_mode = self.faults.ack_mode, 'ack'
+            raise WorldError(400, 'bad_request', f'ack_mode {bad!r} is not ack, lose or discard')
         if 'stall_streams' in changes:
             for conn in self.connections:
                 self._apply_stall(conn)
@@ -432,12 +438,20 @@ class Emulator:
             except ValueError:
                 batch = None
             batch_id = batch.get('id') if isinstance(batch, dict) else None
+            mode = self.faults.ack_mode
+            if mode == 'discard':
+                return
             try:
+                if self.faults.fail_batches_next > 0:
+                    self.faults.fail_batches_next -= 1
+                    raise WorldError(500, 'internal_server_error', 'store unavailable (fault)')
                 self.world.store_batch(robot.id, batch)
                 frame = {'type': 'ack', 'id': batch_id}
             except WorldError as exc:
                 frame = {'type': 'error', 'id': batch_id if isinstance(batch_id, str) else '',
                          'error': {'code': exc.code, 'message': exc.message}}
+            if mode == 'lose' and frame['type'] == 'ack':
+                return
             task = asyncio.ensure_future(reply(frame, self.faults.ack_delay_ms / 1000))
             conn.subscriptions[f'ack-{id(task)}'] = task
             task.add_done_callback(lambda t: conn.subscriptions.pop(f'ack-{id(t)}', None))
