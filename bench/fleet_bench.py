@@ -60,9 +60,9 @@ from rclpy.task import Future
 from roboflare_bridge import jsonutil
 from roboflare_bridge.codec import message_class
 from roboflare_bridge.emulator.sim import TOPICS
-from roboflare_bridge.rosout import drain_subscription
 from roboflare_bridge.params import ros_name
 from roboflare_bridge.resources import parse_time
+from roboflare_bridge.rosout import drain_subscription
 
 KINDS = {'echo': 'topic echo', 'compressed': 'camera compressed',
          'decoded': 'camera decoded', 'logs': 'log forwarding'}

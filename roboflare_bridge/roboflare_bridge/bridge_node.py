@@ -30,7 +30,6 @@ import threading
 from typing import Any, Iterable, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticStatus
-from rcl_interfaces.msg import Log
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node

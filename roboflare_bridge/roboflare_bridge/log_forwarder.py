@@ -19,8 +19,10 @@ Records at or above ``log_min_level`` from nodes not ignored are gathered into b
 only when the server acknowledges it. Up to ``MAX_IN_FLIGHT`` batches await their acks;
 one not acknowledged within the ack timeout is resent (the timeout doubles while acks
 stay away), one answered with an ``error`` is resent after a backoff, and everything
-unacknowledged is resent after a reconnect or a restart. Batch ids make resends harmless:
-at-least-once on the wire, exactly-once in the store.
+unacknowledged is resent after a reconnect or a restart. While acks are missing nothing
+new is sent, and when one comes every batch in flight is resent first (go-back-N), so the
+store keeps each writer's order even when the server lost batches silently. Batch ids make
+resends harmless: at-least-once on the wire, exactly-once in the store.
 
 A sample seen before (see rosout.py) is skipped: the keys of everything spooled by the
 previous run are checked for ``REPLAY_WINDOW_S`` after start, long past the 10 s that
@@ -47,7 +49,7 @@ from .backoff import Backoff
 from .counters import DropCounter
 from .frames import encode_batch, FrameError, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, \
     parse_batch_reply
-from .log_spool import SpoolEntry, Spool
+from .log_spool import Spool, SpoolEntry
 from .rosout import (
     KEY_BYTES, LEVEL_VALUES, normalise_logger, parse_log_cdr, record_json, sample_key,
     SeenSamples,
@@ -230,6 +232,8 @@ class LogForwarder:
             await self._sync()
 
     async def _sync(self) -> None:
+        if self.spool.error:  # the disk may take writes again, even with no new batch
+            self.spool.write_held()
         try:
             await self.loop.run_in_executor(self._io, self.spool.sync,
                                             self.spool.take_unsynced())
@@ -244,6 +248,7 @@ class LogForwarder:
         self._in_flight.clear()
         self._in_flight_changed()
         self._sent_seq = 0
+        self._acks_missing = False  # everything unacknowledged goes again, in order
         self._pump()
 
     def on_disconnect(self, stream: Any) -> None:
@@ -253,8 +258,10 @@ class LogForwarder:
 
     def _pump(self) -> None:
         stream = self._stream
-        if stream is None:
-            return
+        if self._acks_missing and not self._in_flight:
+            self._acks_missing = False  # what was in flight was dropped: nothing to redo
+        if stream is None or self._acks_missing:
+            return  # nothing new while acks are missing: see _server_answers
         now = self.loop.time()
         for entry in list(self.spool.entries):
             if len(self._in_flight) >= MAX_IN_FLIGHT:
@@ -320,19 +327,22 @@ class LogForwarder:
 
     def _server_answers(self) -> None:
         """
-        Acks come again: resend at once, in order, what waits out a backoff.
+        An ack came: if acks had gone missing, resend at once, in order, all in flight.
 
-        Before any newer batch goes out: batches the server lost while it answered nothing
-        must reach the store ahead of the ones logged after them.
+        Go-back-N: whatever was sent while the server answered nothing may be lost, and it
+        must reach the store ahead of the batches logged after it, which wait until now.
         """
+        if not self._acks_missing:
+            return
         self._acks_missing = False
         stream, now = self._stream, self.loop.time()
+        if stream is None:
+            return
         for flight in self._in_flight.values():
-            if flight.timeouts and stream is not None:
-                flight.timeouts = 0
-                flight.due = now + self._ack_timeout
-                self.stats.resends += 1
-                self._send(stream, flight.entry)
+            flight.timeouts = 0
+            flight.due = now + self._ack_timeout
+            self.stats.resends += 1
+            self._send(stream, flight.entry)
 
     def _forget(self, entry: SpoolEntry) -> None:
         self._in_flight.pop(entry.batch_id, None)

@@ -27,11 +27,12 @@ covers the last 64k to 128k records on at most 1 MiB.
 
 When the disk refuses a write (full, read-only, permissions, a directory that cannot be
 created), batches are held in memory up to ``held_limit`` bytes, the oldest dropped and
-counted beyond it, :attr:`Spool.error` says why, and every new batch tries the disk again;
-held batches are written as soon as it takes them.
+counted beyond it, :attr:`Spool.error` says why, and every new batch and every sync period
+tries the disk again; held batches are written as soon as it takes them.
 
 Thread ownership: the forwarder's event loop owns a Spool; only :meth:`Spool.sync`, on the
-paths that :meth:`Spool.take_unsynced` handed over, runs in the spool I/O thread. Other threads read the integer counters only.
+paths that :meth:`Spool.take_unsynced` handed over, runs in the spool I/O thread. Other
+threads read the integer counters only.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ class Spool:
             stale.unlink()  # a write that a crash interrupted: never renamed, never sent
         old_state = self.directory / 'state.json'
         if old_state.exists():  # stamps per logger, from before samples had identities
-            _log.info('spool %s: removed the previous version\'s state.json', self.directory)
+            _log.info("spool %s: removed the previous version's state.json", self.directory)
             old_state.unlink()
         keys = bytearray(self.journal.load())
         for path in sorted(self.directory.glob('*.batch')):
@@ -165,7 +166,8 @@ class Spool:
     def add(self, batch_id: str, frame: str, records: int, keys: bytes) -> List[SpoolEntry]:
         """Store a batch; return the entries dropped (oldest first) to stay within bounds."""
         seq, self._next_seq = self._next_seq, self._next_seq + 1
-        text = json.dumps({'id': batch_id, 'records': records, 'keys': keys.hex()}) + '\n' + frame
+        header = json.dumps({'id': batch_id, 'records': records, 'keys': keys.hex()})
+        text = header + '\n' + frame
         entry = SpoolEntry(seq, batch_id, records, self.directory / f'{seq:012d}.batch',
                            len(text.encode('utf-8')), held=text)
         self.entries.append(entry)
@@ -174,10 +176,10 @@ class Spool:
         self._held.append(entry)
         self.held_bytes += entry.size
         self._unjournaled += keys
-        self._write_held()
+        self.write_held()
         return self._enforce_bounds()
 
-    def _write_held(self) -> None:
+    def write_held(self) -> None:
         """Write held batches to disk, oldest first, then journal their keys."""
         try:
             if self.error:

@@ -269,7 +269,7 @@ class RosoutSubscriptions:
             self._announce_volatile_publishers()
 
     def _on_incompatible(self, event: Any) -> None:
-        """A /rosout publisher cannot match the transient-local reader: add a volatile one."""
+        """Add a volatile reader: a /rosout publisher cannot match the transient-local one."""
         if self.volatile is None:
             self.volatile = self._subscribe(DurabilityPolicy.VOLATILE,
                                             self._consumer.on_volatile_sample)

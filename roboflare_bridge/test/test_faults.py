@@ -29,7 +29,7 @@ from roboflare_bridge.credentials import CredentialsError, resolve_credentials
 from roboflare_bridge.frames import FrameError, parse_batch_reply, parse_log_record
 from roboflare_bridge.log_forwarder import LogForwarder
 from roboflare_bridge.log_mirror import LogMirror
-from roboflare_bridge.log_spool import Spool
+from roboflare_bridge.log_spool import SampleJournal, Spool
 from roboflare_bridge.mirror import TopicMirror
 from roboflare_bridge.params import build_config, ParameterError
 from roboflare_bridge.resources import Deployment, MalformedResource, RELEASE_DEPLOYMENT, Robot
@@ -190,7 +190,8 @@ def test_bridge_stops_within_two_seconds_leaving_the_spool_consistent(tmp_path, 
     assert code == 0 and elapsed < 2.0, (code, elapsed, bridge.log()[-2000:])
     files = list((spool / 'rbt_0001').iterdir())
     assert not [f for f in files if f.suffix == '.tmp']
-    json.loads((spool / 'rbt_0001' / 'state.json').read_text())
+    journal = SampleJournal(spool / 'rbt_0001')
+    assert journal.newer.exists() and journal.load()  # the keys of what was spooled
     for batch in (f for f in files if f.suffix == '.batch'):
         header, frame = batch.read_text().split('\n', 1)
         assert json.loads(frame)['id'] == json.loads(header)['id']

@@ -30,8 +30,8 @@ import sys
 import time
 
 from builtin_interfaces.msg import Time
-import rclpy
 from rcl_interfaces.msg import Log
+import rclpy
 from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
