@@ -327,7 +327,7 @@ class LogForwarder:
 
     def _server_answers(self) -> None:
         """
-        An ack came: if acks had gone missing, resend at once, in order, all in flight.
+        Resend all in flight at once, in order, if acks had gone missing (an ack came).
 
         Go-back-N: whatever was sent while the server answered nothing may be lost, and it
         must reach the store ahead of the batches logged after it, which wait until now.
