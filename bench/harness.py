@@ -14,20 +14,18 @@
 """
 What the benchmarks share: the emulator and the bridge as processes, /proc figures, ROS env.
 
-The processes are the tests' own helpers (roboflare_bridge/test/support.py), so the
-benchmarks start the bridge exactly as the end-to-end tests do.
+The processes are the tests' own helpers (roboflare_bridge.testing), so the benchmarks
+start the bridge exactly as the end-to-end tests do.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-import sys
 import tempfile
 from typing import Any, List, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'roboflare_bridge' / 'test'))
-import support  # noqa: E402 - the tests' helpers, found through the line above
+from roboflare_bridge import testing
 
 
 def ros_environment(default_domain: int) -> None:
@@ -64,7 +62,7 @@ def robot_ids(count: int) -> List[str]:
     return [f'rbt_{i:04d}' for i in range(1, count + 1)]
 
 
-class EmulatorProcess(support.EmulatorProcess):
+class EmulatorProcess(testing.EmulatorProcess):
     """``emulator`` on a free port, at the given simulated rates."""
 
     def __init__(self, robots: int, *, camera_fps: float = 10.0, camera_size: str = '320x240',
@@ -81,7 +79,7 @@ class EmulatorProcess(support.EmulatorProcess):
         return [robot['name'] for robot in self.control('GET', '/api/robots')['items']]
 
 
-class BridgeProcess(support.BridgeProcess):
+class BridgeProcess(testing.BridgeProcess):
     """The ``bridge`` against an emulator, with a spool of its own, measured from /proc."""
 
     def __init__(self, emulator: EmulatorProcess, **parameters: Any) -> None:

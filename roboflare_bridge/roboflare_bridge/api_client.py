@@ -34,8 +34,8 @@ from .backoff import Backoff
 from .credentials import Credentials
 from .resources import (
     ApiError, Config, CONFIG_DEPLOYMENT, Deployment, DeploymentKind, IDEMPOTENCY_HEADER,
-    MalformedResource, ORG_ID_HEADER, parse_error_envelope, Release, RELEASE_DEPLOYMENT, Robot,
-    TIMEOUT, UNAVAILABLE, unwrap_data, unwrap_items,
+    INTERNAL_SERVER_ERROR, MalformedResource, ORG_ID_HEADER, parse_error_envelope, Release,
+    RELEASE_DEPLOYMENT, Robot, TIMEOUT, UNAVAILABLE, unwrap_data, unwrap_items,
 )
 
 _log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class ApiClient:
             raise self._malformed(exc) from None
 
     def _malformed(self, exc: MalformedResource) -> ApiError:
-        return ApiError('internal_server_error', f'malformed response: {exc}', 200, self.org_id)
+        return ApiError(INTERNAL_SERVER_ERROR, f'malformed response: {exc}', 200, self.org_id)
 
     async def _request(self, method: str, path: str, *, params: Optional[Dict[str, str]] = None,
                        json: Any = None, idempotency_key: Optional[str] = None,
@@ -195,7 +195,7 @@ class ApiClient:
             body = None
         if response.is_success:
             if body is None:
-                return ApiError('internal_server_error',
+                return ApiError(INTERNAL_SERVER_ERROR,
                                 f'{method} {path}: response is not JSON',
                                 response.status_code, self.org_id)
             return (response.status_code, body)

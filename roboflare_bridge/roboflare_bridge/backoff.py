@@ -51,3 +51,12 @@ class Backoff:
     def reset(self) -> None:
         """Start again from ``initial`` (after a healthy period)."""
         self.attempts = 0
+
+
+RETRY_INITIAL_S = 0.5
+RETRY_CAP_S = 30.0
+
+
+def retry_backoff() -> Backoff:
+    """Return the backoff of every long-lived retry: streams, robots, refused log batches."""
+    return Backoff(initial=RETRY_INITIAL_S, cap=RETRY_CAP_S)

@@ -15,15 +15,15 @@
 The ``bridge`` node: wires configuration, the asyncio thread and each capability together.
 
 Capabilities live in their own modules: the control plane (control_plane.py), mirrored
-robots (mirror.py, camera.py), logs (rosout.py, log_spool.py, log_forwarder.py,
-log_mirror.py) and health (diagnostics.py).
+robots (fleet.py builds mirror.py, camera.py and log_mirror.py per robot), upstream logs
+(upstream.py builds log_forwarder.py) and health (diagnostics.py); every capability has
+the shape of capability.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 import signal
 import sys
 import threading
@@ -37,16 +37,12 @@ from rclpy.signals import SignalHandlerOptions
 
 from .api_client import ApiClient
 from .control_plane import ControlPlane
-from .credentials import check_base_url, CredentialsError, resolve_credentials, Token
-from .diagnostics import Diagnostics, forwarder_statuses, robot_statuses, status
+from .credentials import check_base_url, CredentialsError, resolve_credentials
+from .diagnostics import Diagnostics, robot_statuses, status
 from .fleet import Fleet
-from .frames import LOGS_STREAM
-from .log_forwarder import LogForwarder
-from .log_spool import Spool
 from .loop_thread import AsyncioThread
-from .params import BridgeConfig, declare_and_read, ParameterError, ros_name
-from .rosout import RosoutSubscriptions
-from .streams import StreamClient
+from .params import BridgeConfig, declare_and_read, ParameterError
+from .upstream import UpstreamLogs
 
 NODE_NAME = 'roboflare_bridge'
 
@@ -104,39 +100,16 @@ class RoboflareBridge(Node):
         self._running = [self.loop.submit(self.fleet.run())]
         self.asyncio_tasks = 0
         self._running.append(self.loop.submit(self._count_tasks()))
-        self.forwarder: Optional[LogForwarder] = None
-        self._forwarder_stream: Optional[StreamClient] = None
+        self.upstream: Optional[UpstreamLogs] = None
         if self.config.forward_logs:
-            self._start_forwarding(credentials.token)
+            self.upstream = UpstreamLogs(self, self.loop.loop, self.config, self.api.base_url,
+                                         credentials.token)
+            self._running += [self.loop.submit(c) for c in self.upstream.coroutines()]
         self.diagnostics = Diagnostics(self, self.config.diagnostics_period_s,
                                        self._diagnostic_statuses)
         self.get_logger().info(
             f'bridging {credentials.base_url} ({credentials.token.kind} token); '
             f'robots: {", ".join(self.config.robots) or "none"}')
-
-    def _start_forwarding(self, token: Token) -> None:
-        """Forward this machine's /rosout upstream as robot ``robot_id``."""
-        config = self.config
-        spool_dir = Path(config.spool_dir).expanduser() / ros_name(config.robot_id)
-        # Never forward our own records: that would be a feedback loop.
-        ignore = [self.get_logger().name, *config.log_ignore_nodes]
-        spool = Spool(spool_dir, config.spool_max_bytes)
-        self.forwarder = LogForwarder(self.loop.loop, spool, config.log_min_level, ignore,
-                                      config.log_ack_timeout_s)
-        self._forwarder_stream = StreamClient(
-            self.api.base_url, config.robot_id, LOGS_STREAM, token,
-            on_frame=self.forwarder.on_frame, on_connect=self.forwarder.on_connect,
-            on_disconnect=self.forwarder.on_disconnect,
-            ping_interval_s=config.stream_ping_interval_s,
-            ping_timeout_s=config.stream_ping_timeout_s)
-        self._running += [self.loop.submit(self._forwarder_stream.run()),
-                          self.loop.submit(self.forwarder.run_sync()),
-                          self.loop.submit(self.forwarder.run_resends())]
-        self._rosout = RosoutSubscriptions(self, self.forwarder)
-        self.get_logger().info(
-            f'forwarding /rosout at or above {config.log_min_level} as robot '
-            f'{config.robot_id}; spool {spool_dir} ({spool.records} records waiting'
-            f'{"; " + spool.error if spool.error else ""})')
 
     async def _count_tasks(self) -> None:
         # Sampled on the loop itself: asyncio.all_tasks is not safe from another thread.
@@ -156,9 +129,9 @@ class RoboflareBridge(Node):
             yield status(f'robot {robot_id}', DiagnosticStatus.WARN,
                          f'not mirrored yet: {reason}', {'robot_id': robot_id})
         for robot in list(self.fleet.robots.values()):
-            yield from robot_statuses(robot, now)
-        if self.forwarder is not None and self._forwarder_stream is not None:
-            yield from forwarder_statuses(self.forwarder, self._forwarder_stream, now)
+            yield from robot_statuses(robot)
+        if self.upstream is not None:
+            yield from self.upstream.statuses()
 
     def shutdown(self) -> None:
         """Stop the asyncio side: close streams and the HTTP client, bounded in time."""
@@ -168,10 +141,8 @@ class RoboflareBridge(Node):
         logging.getLogger('roboflare_bridge').removeHandler(self._log_handler)
 
     async def _shutdown_async(self) -> None:
-        if self.forwarder is not None and self._forwarder_stream is not None:
-            await self._forwarder_stream.stop()
-            await self.forwarder.flush()  # what is in memory goes to the spool
-            self.forwarder.close()
+        if self.upstream is not None:
+            await self.upstream.stop()  # what is in memory goes to the spool
         await self.fleet.stop()
         await self.api.aclose()
 

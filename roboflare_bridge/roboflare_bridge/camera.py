@@ -34,8 +34,9 @@ import numpy as np
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from .capability import StreamSpec
 from .counters import DropCounter, publish_or_drop
-from .frames import check_jpeg, FrameError
+from .frames import CAMERA_STREAM, check_jpeg, FrameError
 
 _log = logging.getLogger(__name__)
 
@@ -247,6 +248,26 @@ class CameraMirror:
         self._compressed = create_publisher(CompressedImage, base + '/compressed', IMAGE_QOS)
         self._raw = create_publisher(Image, base, IMAGE_QOS) if worker is not None else None
 
+    def stream_spec(self) -> StreamSpec:
+        # JPEGs do not compress; a short queue keeps memory bounded when behind.
+        return StreamSpec(CAMERA_STREAM, self.on_frame, options={
+            'compression': False, 'max_frame_bytes': self._max_frame_bytes, 'max_queue': 2})
+
+    def diagnostic_values(self) -> Dict[str, Any]:
+        stats = self.stats
+        fps, bytes_per_s = stats.rates(time.monotonic())
+        values: Dict[str, Any] = {
+            'camera_fps': fps, 'camera_bytes_per_s': bytes_per_s,
+            'camera_resolution': f'{stats.width}x{stats.height}', 'camera_frames': stats.frames,
+            'camera_published': stats.published, 'camera_decoded': stats.decoded,
+            'camera_decode_ms': stats.mean_decode_ms, 'camera_drops': self.drops.total}
+        values.update({f'camera_drops.{reason}': count
+                       for reason, count in self.drops.snapshot().items()})
+        return values
+
+    def stop(self) -> None:
+        pass  # the shared DecodeWorker is stopped by the fleet
+
     def on_frame(self, frame: Any) -> None:
         if isinstance(frame, str):
             return  # the contract: text frames on camera/ws are ignored
@@ -279,7 +300,7 @@ class CameraMirror:
         # Runs in the decode thread; plain counter updates are safe under the GIL.
         if seconds < 0:
             self.stats.decode_failures += 1
-            self.drops.by_reason['undecodable'] += 1
+            self.drops.count('undecodable')
         else:
             self.stats.decoded += 1
             self.stats.decode_s_total += seconds

@@ -36,8 +36,8 @@ from roboflare_interfaces import action, msg, srv
 from .api_client import ApiClient
 from .loop_thread import AsyncioThread, to_executor
 from .resources import (
-    ApiError, Config, CONFIG_DEPLOYMENT, Deployment, DeploymentKind, Release,
-    RELEASE_DEPLOYMENT, Robot, TIMEOUT, UNAVAILABLE,
+    ApiError, CANCELLED, Config, CONFIG_DEPLOYMENT, CONFLICT, Deployment, DeploymentKind, FAILED,
+    INTERNAL_SERVER_ERROR, Release, RELEASE_DEPLOYMENT, Robot, SUCCEEDED, TIMEOUT, UNAVAILABLE,
 )
 
 T = TypeVar('T')
@@ -46,7 +46,7 @@ _log = logging.getLogger(__name__)
 
 def is_transient(error: ApiError) -> bool:
     """Return True for errors that polling again may get past (the link, not the request)."""
-    return (error.code in (TIMEOUT, UNAVAILABLE, 'internal_server_error')
+    return (error.code in (TIMEOUT, UNAVAILABLE, INTERNAL_SERVER_ERROR)
             or error.status == 429)
 
 
@@ -155,7 +155,7 @@ class ControlPlane:
         except Exception as exc:  # noqa: BLE001 - a callback must answer, not raise
             self.failures += 1
             _log.exception('control-plane call failed')
-            return None, ApiError('internal_server_error', f'bridge error: {type(exc).__name__}')
+            return None, ApiError(INTERNAL_SERVER_ERROR, f'bridge error: {type(exc).__name__}')
 
     async def _answer(self, response: Any, request: Callable[[ApiClient], Awaitable[T]]
                       ) -> Optional[T]:
@@ -286,7 +286,7 @@ class ControlPlane:
                            deployment: Deployment) -> Any:
         cancelled, error = await self._call(
             lambda api: api.cancel_deployment(deployment.id, deployment.kind))
-        if error is not None and error.code == 'conflict':
+        if error is not None and error.code == CONFLICT:
             # It became terminal meanwhile: report how it really ended.
             final, _ = await self._call(
                 lambda api: api.get_deployment(deployment.id, deployment.kind))
@@ -298,17 +298,17 @@ class ControlPlane:
                               f'{error.message}')
         result.deployment = deployment_msg(cancelled)
         goal_handle.canceled()
-        return self._fill(result, False, 'cancelled',
+        return self._fill(result, False, CANCELLED,
                           f'{deployment.kind.name} {deployment.id} cancelled upstream')
 
     def _finish(self, goal_handle: ServerGoalHandle, result: Any, deployment: Deployment) -> Any:
         result.deployment = deployment_msg(deployment)
-        if deployment.status == 'succeeded':
+        if deployment.status == SUCCEEDED:
             goal_handle.succeed()
             return self._fill(result, True, '', '')
         goal_handle.abort()
         reason = deployment.message or '; '.join(
-            f'{r.robot_id}: {r.message}' for r in deployment.robots if r.status == 'failed')
+            f'{r.robot_id}: {r.message}' for r in deployment.robots if r.status == FAILED)
         return self._fill(result, False, deployment.status,
                           f'{deployment.kind.name} {deployment.id} {deployment.status}'
                           + (f': {reason}' if reason else ''))

@@ -65,66 +65,33 @@ def stream_status(stream: StreamClient) -> DiagnosticStatus:
     return status(stream.name, level, message, values)
 
 
-def robot_statuses(robot: Any, now: float) -> List[DiagnosticStatus]:
-    """Return a RobotStreams' statuses: the robot itself, then each stream."""
+def robot_statuses(robot: Any) -> List[DiagnosticStatus]:
+    """Return a mirrored robot's statuses: the robot with its capabilities' values, streams."""
     values: Dict[str, Any] = {'robot_id': robot.robot.id, 'name': robot.robot.name,
                               'namespace': robot.robot.namespace,
                               'frame_prefix': robot.robot.frame_prefix}
-    if robot.topics is not None:
-        topics = robot.topics
-        values.update({'topics_subscribed': topics.stats.subscribed,
-                       'topic_frames': topics.stats.frames,
-                       'topic_messages_published': topics.stats.published,
-                       'topic_drops': topics.drops.total})
-        values.update({f'topic_drops.{reason}': count
-                       for reason, count in dict(topics.drops.by_reason).items()})
-    if robot.camera is not None:
-        camera = robot.camera.stats
-        fps, bytes_per_s = camera.rates(now)
-        values.update({'camera_fps': fps, 'camera_bytes_per_s': bytes_per_s,
-                       'camera_resolution': f'{camera.width}x{camera.height}',
-                       'camera_frames': camera.frames, 'camera_published': camera.published,
-                       'camera_decoded': camera.decoded,
-                       'camera_decode_ms': camera.mean_decode_ms,
-                       'camera_drops': robot.camera.drops.total})
-        values.update({f'camera_drops.{reason}': count
-                       for reason, count in dict(robot.camera.drops.by_reason).items()})
-    for extra in robot.extra_stats():
-        values.update(extra)
+    for capability in robot.capabilities:
+        values.update(capability.diagnostic_values())
     streams = [stream_status(stream) for stream in robot.streams]
     level = max((s.level for s in streams), default=OK)
     message = 'all streams connected' if level == OK else 'some streams are not connected'
     return [status(f'robot {robot.robot.ros_name}', level, message, values)] + streams
 
 
-def forwarder_statuses(forwarder: Any, stream: StreamClient,
-                       now: float) -> List[DiagnosticStatus]:
-    """Return the upstream log forwarder's status and its stream's (``now``: loop time)."""
-    stats, spool = forwarder.stats, forwarder.spool
+def forwarder_statuses(forwarder: Any, stream: StreamClient) -> List[DiagnosticStatus]:
+    """Return the upstream log forwarder's status and its stream's."""
+    values = forwarder.diagnostic_values()
     level = OK if stream.stats.connected else WARN
-    if spool.records:
-        message = f'{spool.records} records waiting in the spool'
+    if values['spool_records']:
+        message = f'{values["spool_records"]} records waiting in the spool'
     else:
         message = 'all records acknowledged'
-    if spool.error:
-        level, message = ERROR, (f'spool cannot write ({spool.error}); {spool.held_bytes} '
-                                 f'bytes held in memory, {spool.dropped_records} records '
-                                 'dropped')
+    if values['spool_error']:
+        level, message = ERROR, (f'spool cannot write ({values["spool_error"]}); '
+                                 f'{values["spool_held_bytes"]} bytes held in memory, '
+                                 f'{values["spool_dropped_records"]} records dropped')
     if stream.stats.unauthorized:
         level = ERROR
-    oldest = stats.oldest_unacked_since
-    values = {'received': stats.received, 'filtered': stats.filtered,
-              'replayed_skipped': stats.replayed_skipped,
-              'duplicates_skipped': stats.duplicates_skipped, 'forwarded': stats.forwarded,
-              'acked_batches': stats.acked_batches, 'acked_records': stats.acked_records,
-              'rejected_records': stats.rejected_records, 'in_flight': stats.in_flight,
-              'oldest_unacked_s': 0.0 if oldest is None else max(0.0, now - oldest),
-              'resends': stats.resends, 'ack_timeouts': stats.ack_timeouts,
-              'error_replies': stats.error_replies, 'spool_records': spool.records,
-              'spool_bytes': spool.size, 'spool_held_bytes': spool.held_bytes,
-              'spool_dropped_records': spool.dropped_records,
-              'spool_write_failures': spool.write_failures, 'spool_error': spool.error,
-              'drops': forwarder.drops.total}
     return [status('log forwarding', level, message, values), stream_status(stream)]
 
 

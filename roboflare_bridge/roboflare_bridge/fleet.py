@@ -23,19 +23,19 @@ so namespaces never change under a running rviz.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import logging
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from .api_client import ApiClient
-from .backoff import Backoff
+from .backoff import retry_backoff
 from .camera import CameraMirror, DecodeWorker
+from .capability import Capability, open_stream
 from .credentials import Token
-from .frames import CAMERA_STREAM, ECHO_STREAM, LOGS_STREAM
 from .log_mirror import LogMirror
 from .mirror import TopicMirror
 from .params import BridgeConfig, ros_name
-from .resources import ApiError
+from .resources import ApiError, FORBIDDEN, NOT_FOUND, UNAUTHORIZED
 from .streams import StreamClient
 
 _log = logging.getLogger(__name__)
@@ -60,17 +60,11 @@ class RemoteRobot:
 
 @dataclass
 class RobotStreams:
-    """What runs for one mirrored robot."""
+    """What runs for one mirrored robot: its capabilities and their streams."""
 
     robot: RemoteRobot
+    capabilities: List[Capability]
     streams: List[StreamClient]
-    topics: Optional[TopicMirror] = None
-    camera: Optional[CameraMirror] = None
-    extra: List[Callable[[], Dict[str, Any]]] = field(default_factory=list)
-
-    def extra_stats(self) -> List[Dict[str, Any]]:
-        """Return diagnostics values of further per-robot capabilities (remote logs)."""
-        return [stats() for stats in self.extra]
 
 
 class Fleet:
@@ -99,57 +93,52 @@ class Fleet:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for entry in self.robots.values():
+            for capability in entry.capabilities:
+                capability.stop()
         if self.decode_worker is not None:
             self.decode_worker.stop()
 
-    def _stream(self, robot: RemoteRobot, stream: str, on_frame: Callable[[Any], None],
-                **kwargs: Any) -> StreamClient:
-        config = self._config
-        return StreamClient(self._api.base_url, robot.id, stream, self._token,
-                            on_frame=on_frame, ping_interval_s=config.stream_ping_interval_s,
-                            ping_timeout_s=config.stream_ping_timeout_s, **kwargs)
+    def _capabilities(self, robot: RemoteRobot) -> List[Capability]:
+        """Return what the configuration mirrors of a robot."""
+        config, create_publisher = self._config, self._node.create_publisher
+        capabilities: List[Capability] = [TopicMirror(
+            robot.ros_name, robot.namespace, robot.frame_prefix, create_publisher,
+            config.topics, config.deny_topics, config.qos_overrides, config.topic_throttle,
+            config.fleet_frame)]
+        if config.camera:
+            capabilities.append(CameraMirror(
+                robot.ros_name, robot.namespace, robot.frame_prefix + config.camera_frame_id,
+                create_publisher, lambda: self._node.get_clock().now().to_msg(),
+                self.decode_worker, config.camera_max_frame_bytes))
+        if config.remote_logs:
+            capabilities.append(LogMirror(robot.ros_name, robot.namespace, create_publisher))
+        return capabilities
 
     async def _run_robot(self, robot_id: str) -> None:
         robot = await self._resolve(robot_id)
         if robot is None:
             return
         config = self._config
-        entry = RobotStreams(robot, [])
-        entry.topics = TopicMirror(
-            robot.ros_name, robot.namespace, robot.frame_prefix,
-            lambda topic, cls, qos: self._node.create_publisher(cls, topic, qos),
-            config.topics, config.deny_topics, config.qos_overrides, config.topic_throttle,
-            config.fleet_frame)
-        entry.streams.append(self._stream(robot, ECHO_STREAM, entry.topics.on_frame,
-                                          on_connect=entry.topics.on_connect))
-        if config.camera:
-            entry.camera = CameraMirror(
-                robot.ros_name, robot.namespace, robot.frame_prefix + config.camera_frame_id,
-                self._node.create_publisher, lambda: self._node.get_clock().now().to_msg(),
-                self.decode_worker, config.camera_max_frame_bytes)
-            # JPEGs do not compress; a short queue keeps memory bounded when behind.
-            entry.streams.append(self._stream(
-                robot, CAMERA_STREAM, entry.camera.on_frame, compression=False,
-                max_frame_bytes=config.camera_max_frame_bytes, max_queue=2))
-        if config.remote_logs:
-            logs = LogMirror(robot.ros_name, robot.namespace, self._node.create_publisher)
-            entry.extra.append(logs.stats)
-            entry.streams.append(self._stream(robot, LOGS_STREAM, logs.on_frame))
-        self.robots[robot_id] = entry
+        capabilities = self._capabilities(robot)
+        streams = [open_stream(capability.stream_spec(), self._api.base_url, robot.id,
+                               self._token, config.stream_ping_interval_s,
+                               config.stream_ping_timeout_s) for capability in capabilities]
+        self.robots[robot_id] = RobotStreams(robot, capabilities, streams)
         self.unresolved.pop(robot_id, None)
         _log.info('mirroring robot %s (%s) under %s, frames prefixed %r', robot.name,
                   robot.id, robot.namespace, robot.frame_prefix)
-        await asyncio.gather(*(stream.run() for stream in entry.streams))
+        await asyncio.gather(*(stream.run() for stream in streams))
 
     async def _resolve(self, robot_id: str) -> Optional[RemoteRobot]:
-        backoff = Backoff(initial=1.0, cap=30.0)
+        backoff = retry_backoff()
         while True:
             try:
                 robot = await self._api.get_robot(robot_id)
                 return RemoteRobot.from_name(robot.id, robot.name, self._config)
             except ApiError as error:
                 self.unresolved[robot_id] = str(error)
-                if error.code in ('not_found', 'unauthorized', 'forbidden'):
+                if error.code in (NOT_FOUND, UNAUTHORIZED, FORBIDDEN):
                     _log.error('robot %s cannot be mirrored: %s', robot_id, error)
                     return None
                 delay = backoff.next_delay()

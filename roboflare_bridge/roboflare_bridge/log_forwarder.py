@@ -45,11 +45,15 @@ import time
 from typing import Any, Deque, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple
 import uuid
 
-from .backoff import Backoff
+from .backoff import retry_backoff
+from .capability import StreamSpec
 from .counters import DropCounter
-from .frames import encode_batch, FrameError, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, \
-    parse_batch_reply
+from .frames import (
+    encode_batch, FrameError, LOGS_STREAM, MAX_BATCH_BYTES, MAX_BATCH_RECORDS,
+    parse_batch_reply,
+)
 from .log_spool import Spool, SpoolEntry
+from .resources import BAD_REQUEST
 from .rosout import (
     KEY_BYTES, LEVEL_VALUES, normalise_logger, parse_log_cdr, record_json, sample_key,
     SeenSamples,
@@ -68,6 +72,7 @@ VOLATILE_HOLD_S = 1.0
 MAX_VOLATILE_HELD = 20_000
 RESEND_CHECK_S = 0.1
 MAX_ACK_TIMEOUT_S = 30.0
+LOGGER_CACHE_SIZE = 4096  # verdicts of log_ignore_nodes per logger name
 
 
 @dataclass
@@ -126,7 +131,7 @@ class LogForwarder:
         self._sent_seq = 0  # entries up to this seq were sent on the current connection
         self._ack_timeout = ack_timeout_s
         self._acks_missing = False  # logged once until an ack comes again
-        self._error_backoff = Backoff(initial=0.5, cap=30.0)
+        self._error_backoff = retry_backoff()
         self._sends: Set[asyncio.Task] = set()
         self._io = ThreadPoolExecutor(1, thread_name_prefix='roboflare-spool')
 
@@ -179,7 +184,7 @@ class LogForwarder:
     def _ignored(self, name: str) -> bool:
         verdict = self._ignored_cache.get(name)
         if verdict is None:
-            if len(self._ignored_cache) > 4096:
+            if len(self._ignored_cache) > LOGGER_CACHE_SIZE:
                 self._ignored_cache.clear()
             verdict = self._ignored_cache[name] = any(
                 name == ignored or name.startswith(ignored + '.') for ignored in self._ignore)
@@ -310,7 +315,7 @@ class LogForwarder:
             self._forget(entry)
             self._error_backoff.reset()
             self._server_answers()
-        elif reply.code == 'bad_request':
+        elif reply.code == BAD_REQUEST:
             # The server says it will never take this batch: keep it from blocking the rest.
             self.stats.rejected_records += entry.records
             self.drops.drop('rejected batch', f'{reply.code}: {reply.message}',
@@ -394,7 +399,31 @@ class LogForwarder:
         self.close_batch()
         await self._sync()
 
-    def close(self) -> None:
+    # -- the capability -------------------------------------------------------------------
+
+    def stream_spec(self) -> StreamSpec:
+        return StreamSpec(LOGS_STREAM, self.on_frame, on_connect=self.on_connect,
+                          on_disconnect=self.on_disconnect)
+
+    def diagnostic_values(self) -> Dict[str, Any]:
+        """Return the counters (executor thread: integers and strings only)."""
+        stats, spool = self.stats, self.spool
+        oldest = stats.oldest_unacked_since
+        return {
+            'received': stats.received, 'filtered': stats.filtered,
+            'replayed_skipped': stats.replayed_skipped,
+            'duplicates_skipped': stats.duplicates_skipped, 'forwarded': stats.forwarded,
+            'acked_batches': stats.acked_batches, 'acked_records': stats.acked_records,
+            'rejected_records': stats.rejected_records, 'in_flight': stats.in_flight,
+            'oldest_unacked_s': 0.0 if oldest is None else max(0.0, time.monotonic() - oldest),
+            'resends': stats.resends, 'ack_timeouts': stats.ack_timeouts,
+            'error_replies': stats.error_replies, 'spool_records': spool.records,
+            'spool_bytes': spool.size, 'spool_held_bytes': spool.held_bytes,
+            'spool_dropped_records': spool.dropped_records,
+            'spool_write_failures': spool.write_failures, 'spool_error': spool.error,
+            'drops': self.drops.total}
+
+    def stop(self) -> None:
         self._io.shutdown(wait=True)
 
 

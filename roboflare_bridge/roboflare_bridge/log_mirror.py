@@ -21,8 +21,9 @@ from typing import Any, Dict
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import Log
 
+from .capability import StreamSpec
 from .counters import DropCounter, publish_or_drop
-from .frames import FrameError, parse_json_object, parse_log_record
+from .frames import FrameError, LOGS_STREAM, parse_json_object, parse_log_record
 from .resources import parse_time
 from .rosout import LEVEL_VALUES, rosout_qos
 
@@ -41,7 +42,7 @@ def log_message(record: Any) -> Log:
 
 
 class LogMirror:
-    """One robot's log records republished on <namespace>/rosout (asyncio thread)."""
+    """One robot's log records republished on <namespace>/rosout (a capability)."""
 
     def __init__(self, robot_label: str, namespace: str, create_publisher: Any) -> None:
         self.topic = namespace.rstrip('/') + '/rosout'
@@ -61,8 +62,14 @@ class LogMirror:
         if publish_or_drop(self._publisher, message, self.drops):
             self.published += 1
 
-    def stats(self) -> Dict[str, Any]:
+    def stream_spec(self) -> StreamSpec:
+        return StreamSpec(LOGS_STREAM, self.on_frame)
+
+    def diagnostic_values(self) -> Dict[str, Any]:
         return {'remote_logs_published': self.published, 'remote_logs_drops': self.drops.total}
+
+    def stop(self) -> None:
+        pass  # its publisher lives as long as the node
 
 
 __all__ = ['LogMirror', 'log_message']

@@ -34,11 +34,12 @@ from rclpy.qos import (
     DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
 )
 
+from .capability import StreamSpec
 from .codec import Codec, CodecError, type_name_of, UnknownType
 from .counters import DropCounter, publish_or_drop
 from .frames import (
-    EchoMessage, EchoStatus, EchoTopics, FrameError, LIST_TOPICS_OP, parse_echo_frame,
-    subscribe_op,
+    ECHO_STREAM, EchoMessage, EchoStatus, EchoTopics, FrameError, LIST_TOPICS_OP,
+    parse_echo_frame, subscribe_op,
 )
 from .params import topic_selected
 
@@ -47,7 +48,7 @@ _log = logging.getLogger(__name__)
 TF_TOPIC = '/tf'
 TF_STATIC_TOPIC = '/tf_static'
 
-PublisherFactory = Callable[[str, type, QoSProfile], Any]
+PublisherFactory = Callable[[type, str, QoSProfile], Any]  # Node.create_publisher
 
 
 def topic_qos(remote_topic: str, overrides: Dict[str, str]) -> QoSProfile:
@@ -98,6 +99,21 @@ class TopicMirror:
         self._stream: Any = None
         self._sends: Set[asyncio.Task] = set()
         self._selection: Dict[str, bool] = {}
+
+    def stream_spec(self) -> StreamSpec:
+        return StreamSpec(ECHO_STREAM, self.on_frame, on_connect=self.on_connect)
+
+    def diagnostic_values(self) -> Dict[str, Any]:
+        values: Dict[str, Any] = {
+            'topics_subscribed': self.stats.subscribed, 'topic_frames': self.stats.frames,
+            'topic_messages_published': self.stats.published, 'topic_drops': self.drops.total}
+        values.update({f'topic_drops.{reason}': count
+                       for reason, count in self.drops.snapshot().items()})
+        return values
+
+    def stop(self) -> None:
+        for task in list(self._sends):
+            task.cancel()
 
     def local_name(self, remote_topic: str) -> str:
         if remote_topic in (TF_TOPIC, TF_STATIC_TOPIC):
@@ -163,13 +179,13 @@ class TopicMirror:
             self.drops.drop('unrequested topic', echo.topic)
             return
         if echo.type in self._unknown_types:
-            self.drops.by_reason['unknown type'] += 1
+            self.drops.count('unknown type')
             return
         try:
             message = self.codec.decode(echo.type, echo.msg)
         except UnknownType as exc:
             self._warn_unknown(echo.type, str(exc))
-            self.drops.by_reason['unknown type'] += 1
+            self.drops.count('unknown type')
             return
         except CodecError as exc:
             self.drops.drop('invalid message', f'{echo.topic} ({echo.type}): {exc}')
@@ -192,7 +208,7 @@ class TopicMirror:
                 return None
             return entry[1]
         try:
-            publisher = self._make_publisher(self.local_name(topic), cls,
+            publisher = self._make_publisher(cls, self.local_name(topic),
                                              topic_qos(topic, self._qos_overrides))
         except Exception as exc:  # noqa: BLE001 - e.g. a remote name invalid locally
             self.drops.drop('cannot publish', f'{topic}: {exc}')

@@ -27,7 +27,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
 
-LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
+from .frames import LOG_LEVELS
 
 
 class ParameterError(ValueError):

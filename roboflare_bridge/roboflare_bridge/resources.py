@@ -24,12 +24,26 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
-TERMINAL_STATUSES = frozenset({'succeeded', 'failed', 'cancelled'})
-DEPLOYMENT_STATUSES = frozenset({'pending', 'in_progress'}) | TERMINAL_STATUSES
+from roboflare_interfaces.msg import Deployment as DeploymentMessage
 
-# HTTP status -> error code (the reference names the codes; the mapping is assumed).
-ERROR_CODE_BY_STATUS = {400: 'bad_request', 401: 'unauthorized', 403: 'forbidden',
-                        404: 'not_found', 409: 'conflict'}
+# Deployment statuses: the interface's constants are the contract's words.
+SUCCEEDED = DeploymentMessage.STATUS_SUCCEEDED
+FAILED = DeploymentMessage.STATUS_FAILED
+CANCELLED = DeploymentMessage.STATUS_CANCELLED
+TERMINAL_STATUSES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+DEPLOYMENT_STATUSES = frozenset({DeploymentMessage.STATUS_PENDING,
+                                 DeploymentMessage.STATUS_IN_PROGRESS}) | TERMINAL_STATUSES
+
+# The API's error codes [ref]; the HTTP status mapping is assumed.
+BAD_REQUEST = 'bad_request'
+UNAUTHORIZED = 'unauthorized'
+FORBIDDEN = 'forbidden'
+NOT_FOUND = 'not_found'
+CONFLICT = 'conflict'
+HTTP_ERROR = 'http_error'
+INTERNAL_SERVER_ERROR = 'internal_server_error'
+ERROR_CODE_BY_STATUS = {400: BAD_REQUEST, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND,
+                        409: CONFLICT}
 # Transport failures, added by the bridge to the API's codes.
 TIMEOUT = 'timeout'
 UNAVAILABLE = 'unavailable'
@@ -40,8 +54,8 @@ IDEMPOTENCY_HEADER = 'Idempotency-Key'
 def error_code_for_status(status: int) -> str:
     """Return the API's error code for an HTTP status."""
     if status >= 500:
-        return 'internal_server_error'
-    return ERROR_CODE_BY_STATUS.get(status, 'http_error')
+        return INTERNAL_SERVER_ERROR
+    return ERROR_CODE_BY_STATUS.get(status, HTTP_ERROR)
 
 
 class MalformedResource(ValueError):

@@ -167,6 +167,7 @@ class SeenSamples:
             self.add(key)
 
 
+TIMESTAMP_CACHE_SIZE = 64  # formatted seconds: records come in runs of one second
 _TS_CACHE: Dict[int, str] = {}
 
 
@@ -174,7 +175,7 @@ def rfc3339_ns(sec: int, nanosec: int) -> str:
     """Return a ROS time as an RFC 3339 UTC string with nanoseconds (any sec, even < 0)."""
     base = _TS_CACHE.get(sec)
     if base is None:  # many records share a second: format it once
-        if len(_TS_CACHE) > 64:
+        if len(_TS_CACHE) > TIMESTAMP_CACHE_SIZE:
             _TS_CACHE.clear()
         base = _TS_CACHE[sec] = datetime.fromtimestamp(sec, tz=timezone.utc).strftime(
             '%Y-%m-%dT%H:%M:%S')

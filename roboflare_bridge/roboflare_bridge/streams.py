@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from .backoff import Backoff
+from .backoff import Backoff, retry_backoff
 from .credentials import Token
 from .frames import stream_path
 
@@ -123,7 +123,7 @@ class StreamClient:
         self._on_frame = on_frame
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
-        self._backoff = backoff or Backoff(initial=0.5, cap=30.0)
+        self._backoff = backoff or retry_backoff()
         self._healthy_after_s = healthy_after_s
         self._ws_logger = logging.getLogger(f'{__name__}.ws')
         self._ws_logger.addFilter(_ScrubToken(token))

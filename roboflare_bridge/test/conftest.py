@@ -23,8 +23,7 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 100 + 100))
 os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
 
 import pytest  # noqa: E402
-
-from support import EmulatorThread, RosHarness  # noqa: E402
+from roboflare_bridge.testing import EmulatorThread, RosHarness  # noqa: E402
 
 
 @pytest.fixture

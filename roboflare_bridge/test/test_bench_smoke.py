@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 import pytest
-from support import ros_subprocess_env
+from roboflare_bridge.testing import ros_subprocess_env
 
 BENCH = Path(__file__).resolve().parents[2] / 'bench' / 'run.py'
 

@@ -23,6 +23,7 @@ from roboflare_bridge.camera import (
     bgr8_message, CameraMirror, CameraStats, DecodeWorker, jpeg_size, JpegDecoder,
 )
 from roboflare_bridge.emulator.sim import CameraFeed
+from roboflare_bridge.testing import FakePublisher
 
 FEED = CameraFeed(160, 120)
 JPEG = FEED.frame(4)
@@ -31,19 +32,6 @@ JPEG = FEED.frame(4)
 def reference_bgr(jpeg):
     """Decode with Pillow, an independent decoder, as BGR."""
     return np.asarray(PilImage.open(io.BytesIO(jpeg)).convert('RGB'))[:, :, ::-1]
-
-
-class FakePublisher:
-    def __init__(self, subscribers=0):
-        self.messages, self.subscribers = [], subscribers
-        self.published = threading.Semaphore(0)  # one release per message
-
-    def publish(self, message):
-        self.messages.append(message)
-        self.published.release()
-
-    def get_subscription_count(self):
-        return self.subscribers
 
 
 class CountingDecoder(JpegDecoder):
@@ -66,8 +54,8 @@ def make_mirror(worker, raw_subscribers=0):
     publishers = {}
 
     def create(cls, topic, qos):
-        publishers[topic] = FakePublisher(raw_subscribers if topic.endswith('image_raw')
-                                          else 0)
+        subscribers = raw_subscribers if topic.endswith('image_raw') else 0
+        publishers[topic] = FakePublisher(cls, topic, qos, subscribers)
         return publishers[topic]
     mirror = CameraMirror('robot_1', '/roboflare/robot_1', 'robot_1/camera_optical_frame',
                           create, lambda: 'stamp', worker, max_frame_bytes=1 << 20)
@@ -166,7 +154,7 @@ def test_bad_frames_are_dropped_and_counted_and_the_stream_goes_on(worker, frame
     mirror.on_frame(frame)
     mirror.on_frame('a text frame is ignored')
     mirror.on_frame(JPEG)
-    assert mirror.drops.by_reason == {reason: 1}
+    assert mirror.drops.snapshot() == {reason: 1}
     assert [m.data for m in compressed.messages] == [JPEG]
 
 
@@ -178,7 +166,7 @@ def test_corrupt_jpeg_that_passes_the_markers_is_counted_as_undecodable(worker):
     mirror._decoded = lambda seconds: (original(seconds), done.set())
     mirror.on_frame(corrupt)
     assert done.wait(5)
-    assert mirror.stats.decode_failures == 1 and mirror.drops.by_reason['undecodable'] == 1
+    assert mirror.stats.decode_failures == 1 and mirror.drops.snapshot()['undecodable'] == 1
     assert raw.messages == []
 
 
@@ -196,7 +184,7 @@ def test_newest_frame_wins_when_decoding_falls_behind():
         gate.set()
         assert raw.published.acquire(timeout=5) and raw.published.acquire(timeout=5)
         assert worker.decoder.calls == 2  # the first, then only the newest
-        assert mirror.drops.by_reason['stale frame'] == 28
+        assert mirror.drops.snapshot()['stale frame'] == 28
         newest = reference_bgr(frames[-1])
         assert np.abs(np.frombuffer(bytes(raw.messages[-1].data), np.uint8).reshape(
             newest.shape).astype(int) - newest).max() <= 2

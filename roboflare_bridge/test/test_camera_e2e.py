@@ -22,11 +22,11 @@ from PIL import Image as PilImage
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from sensor_msgs.msg import CompressedImage, Image
-from support import (
+from roboflare_bridge.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorProcess, EmulatorThread, RosHarness,
     rss_bytes,
 )
+from sensor_msgs.msg import CompressedImage, Image
 
 CAMERA = 'robot robot_1'
 BRIDGE_PARAMS = {'robots': ['rbt_0001'], 'remote_logs': False, 'topics': ['/chatter'],

@@ -25,11 +25,11 @@ import sys
 import time
 
 from nav_msgs.msg import Odometry
-from roboflare_interfaces.srv import ListRobots
-from support import (
+from roboflare_bridge.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorProcess, EmulatorThread,
     ros_subprocess_env, rss_bytes, stop_process, wait_future,
 )
+from roboflare_interfaces.srv import ListRobots
 
 TALKER = Path(__file__).parent / 'peers' / 'talker.py'
 RECORDS = 6000

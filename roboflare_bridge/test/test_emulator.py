@@ -13,8 +13,10 @@
 # limitations under the License.
 """The emulator: its command line, its OpenAPI document, its streams and fault knobs."""
 
+import ast
 import asyncio
 import json
+from pathlib import Path
 import re
 import subprocess
 import time
@@ -23,11 +25,13 @@ import uuid
 import httpx
 import numpy as np
 import pytest
+import roboflare_bridge.emulator
+from roboflare_bridge.emulator.contract import RecordError, validate_log_record
 from roboflare_bridge.frames import (
     EchoMessage, EchoStatus, EchoTopics, parse_batch_reply, parse_echo_frame, parse_log_record,
 )
 from roboflare_bridge.streams import _ws_connect, handshake_status
-from support import executable, stop_process
+from roboflare_bridge.testing import executable, stop_process
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 REQUIRED_TOPICS = {'/odom': 'nav_msgs/msg/Odometry', '/scan': 'sensor_msgs/msg/LaserScan',
@@ -176,7 +180,7 @@ def test_echo_messages_are_plausible_and_tf_static_is_sent_once(emulator):
 
 def test_camera_sends_real_jpegs_of_the_configured_size():
     import simplejpeg
-    from support import EmulatorThread
+    from roboflare_bridge.testing import EmulatorThread
     emu = EmulatorThread(robots=1, camera_size=(96, 64), camera_fps=50)
 
     async def scenario():
@@ -221,7 +225,7 @@ def test_logs_stream_sends_records_and_acks_batches_once(emulator):
 
 
 def test_rates_change_open_streams_live():
-    from support import EmulatorThread
+    from roboflare_bridge.testing import EmulatorThread
     emu = EmulatorThread(robots=1, camera_size=(32, 32), camera_fps=5)
 
     async def span_of(stream, count, subscribe=None):
@@ -281,3 +285,41 @@ def test_close_after_frames_and_refused_handshakes(emulator):
 def test_unknown_fault_is_refused(emulator):
     with pytest.raises(httpx.HTTPStatusError):
         emulator.control('POST', '/_emulator/faults', {'no_such_knob': 1})
+
+
+def test_unknown_ack_mode_is_refused_and_the_knob_keeps_working(emulator):
+    with pytest.raises(httpx.HTTPStatusError):
+        emulator.control('POST', '/_emulator/faults', {'ack_mode': 'sometimes'})
+    assert emulator.faults.ack_mode == 'ack'
+
+
+@pytest.mark.parametrize('record,reason', [
+    ({'ts': '2026-13-01T00:00:00Z', 'level': 'info', 'logger': 'x', 'msg': 'm'}, 'valid date'),
+    ({'ts': '2026-11-29 00:00:00', 'level': 'info', 'logger': 'x', 'msg': 'm'}, 'RFC 3339'),
+    ({'ts': '2026-11-29T00:00:00+01:00', 'level': 'info', 'logger': 'x', 'msg': 'm'},
+     'RFC 3339'),
+    ({'ts': '2026-11-29T00:00:00Z', 'level': 'WARNING', 'logger': 'x', 'msg': 'm'}, 'level'),
+    ({'ts': '2026-11-29T00:00:00Z', 'level': 'info', 'logger': 7, 'msg': 'm'}, 'logger'),
+    ({'ts': '2026-11-29T00:00:00Z', 'level': 'info', 'logger': 'x', 'msg': 'm', 'line': -1},
+     'line'),
+    ({'ts': '2026-11-29T00:00:00Z', 'level': 'info', 'logger': 'x', 'msg': 'm', 'line': True},
+     'line'),
+])
+def test_uploaded_records_are_checked_strictly_by_the_contract(record, reason):
+    with pytest.raises(RecordError, match=reason):
+        validate_log_record(record)
+    good = dict(record, ts='1969-12-31T23:00:00.000000001Z', level='fatal', logger='x',
+                line=4294967295)
+    assert validate_log_record(good)['ts'] == '1969-12-31T23:00:00.000000001Z'
+
+
+def test_the_emulator_shares_nothing_with_the_bridge_but_the_contract():
+    # An independent oracle: a bug in the bridge's parsers must not hide in the emulator.
+    package = Path(roboflare_bridge.emulator.__file__).parent
+    for source in package.glob('*.py'):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level <= 1, f'{source.name} imports from the bridge: {node.module}'
+                assert not (node.module or '').startswith('roboflare_bridge'), source.name
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith('roboflare_bridge') for a in node.names)

@@ -34,7 +34,9 @@ from roboflare_bridge.mirror import TopicMirror
 from roboflare_bridge.params import build_config, ParameterError
 from roboflare_bridge.resources import Deployment, MalformedResource, RELEASE_DEPLOYMENT, Robot
 from roboflare_bridge.rosout import parse_log_cdr
-from support import BridgeProcess, EmulatorThread, ros_subprocess_env, stop_process
+from roboflare_bridge.testing import (
+    BridgeProcess, EmulatorThread, FakePublisher, ros_subprocess_env, stop_process,
+)
 
 TALKER = Path(__file__).parent / 'peers' / 'talker.py'
 
@@ -50,17 +52,6 @@ ECHO_KEYS = st.fixed_dictionaries({'op': st.sampled_from(['message', 'topics', '
                                    'msg': JSON, 'topics': JSON})
 
 
-class Sink:
-    def __init__(self, *args):
-        self.count = 0
-
-    def publish(self, message):
-        self.count += 1
-
-    def get_subscription_count(self):
-        return 0
-
-
 def frames(structured):
     return st.one_of(st.binary(max_size=200), st.text(max_size=200),
                      structured.map(json.dumps), JSON.map(json.dumps))
@@ -69,7 +60,7 @@ def frames(structured):
 @FUZZ
 @given(st.lists(frames(ECHO_KEYS), max_size=10))
 def test_topic_mirror_survives_any_frames_and_counts_the_bad(batch):
-    mirror = TopicMirror('r', '/r', 'r/', lambda topic, cls, qos: Sink())
+    mirror = TopicMirror('r', '/r', 'r/', lambda cls, topic, qos: FakePublisher())
     for frame in batch:
         mirror.on_frame(frame)  # must not raise
     assert mirror.stats.frames == len(batch)
@@ -85,7 +76,7 @@ def test_log_forwarder_survives_any_replies(tmp_path_factory, batch):
                                  Spool(tmp_path_factory.mktemp('spool'), 1 << 20), 'info', [])
         for frame in batch:
             forwarder.on_frame(frame)
-        forwarder.close()
+        forwarder.stop()
     asyncio.run(scenario())
 
 
@@ -93,7 +84,7 @@ def test_log_forwarder_survives_any_replies(tmp_path_factory, batch):
 @given(st.lists(frames(st.fixed_dictionaries({'ts': st.text(), 'level': st.text(),
                                               'logger': JSON, 'line': JSON})), max_size=10))
 def test_log_mirror_survives_any_records(batch):
-    mirror = LogMirror('r', '/r', lambda *args: Sink())
+    mirror = LogMirror('r', '/r', lambda *args: FakePublisher())
     for frame in batch:
         mirror.on_frame(frame)
     assert mirror.published + mirror.drops.total <= len(batch)
@@ -104,7 +95,8 @@ def test_log_mirror_survives_any_records(batch):
                           st.binary(max_size=100).map(lambda b: b'\xff\xd8' + b + b'\xff\xd9')),
                 max_size=10))
 def test_camera_mirror_survives_any_frames(batch):
-    mirror = CameraMirror('r', '/r', 'r/cam', lambda *args: Sink(), lambda: None, None, 1 << 20)
+    mirror = CameraMirror('r', '/r', 'r/cam', lambda *args: FakePublisher(), lambda: None,
+                          None, 1 << 20)
     for frame in batch:
         mirror.on_frame(frame)
     assert mirror.stats.published + mirror.drops.total <= len(batch)

@@ -21,11 +21,11 @@ import sys
 from diagnostic_msgs.msg import DiagnosticArray
 import pytest
 from roboflare_bridge.params import BridgeConfig, DESCRIPTIONS
-from roboflare_interfaces.srv import ListRobots
-from support import (
-    BridgeProcess, Collector, diagnostics_values, EmulatorThread, executable,
-    ros_subprocess_env, wait_future,
+from roboflare_bridge.testing import (
+    BridgeProcess, Collector, diagnostics_values, EmulatorThread, executable, ros_subprocess_env,
+    wait_future,
 )
+from roboflare_interfaces.srv import ListRobots
 import yaml
 
 PACKAGE = Path(__file__).resolve().parents[1]

@@ -31,7 +31,7 @@ from roboflare_bridge.log_spool import JOURNAL_MAGIC, SampleJournal, Spool
 from roboflare_bridge.rosout import (
     normalise_logger, parse_log_cdr, record_json, RosoutRecord, SeenSamples,
 )
-from support import FakeStream, fill_filesystem, small_filesystem
+from roboflare_bridge.testing import FakeStream, fill_filesystem, small_filesystem
 
 T0 = 1_800_000_000
 
@@ -262,7 +262,7 @@ def test_filters_levels_and_ignored_nodes(tmp_path):
     forwarder = run(scenario())
     assert spooled(forwarder) == ['record 5', 'record 6']
     assert forwarder.stats.filtered == 4
-    assert forwarder.drops.by_reason == {'unreadable /rosout message': 1}
+    assert forwarder.drops.snapshot() == {'unreadable /rosout message': 1}
 
 
 def test_batches_close_by_count_bytes_and_time(tmp_path):
@@ -318,7 +318,7 @@ def test_replayed_history_is_skipped_exactly_across_a_restart(tmp_path, gid):
         forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
         await feed(forwarder, [old.publish(log(i)) for i in range(10)]
                    + [other.publish(log(i, msg=f'other {i}')) for i in range(3)])
-        forwarder.close()
+        forwarder.stop()
 
     async def second_life():
         forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
@@ -444,7 +444,7 @@ def test_error_replies_are_resent_and_bad_requests_dropped(tmp_path):
     assert stream.sent[3]['id'] == busy['id'] and stream.sent_at[3] - stream.sent_at[1] < 5
     assert forwarder.spool.records == 0 and forwarder.stats.rejected_records == 1
     assert forwarder.stats.error_replies == 1 and forwarder.stats.resends == 1
-    assert set(forwarder.drops.by_reason) == {'rejected batch', 'malformed reply'}
+    assert set(forwarder.drops.snapshot()) == {'rejected batch', 'malformed reply'}
 
 
 def test_flush_spools_what_is_in_memory(tmp_path):
@@ -454,7 +454,7 @@ def test_flush_spools_what_is_in_memory(tmp_path):
         forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
         forwarder.on_sample(*writer.publish(log(1)))
         await forwarder.flush()
-        forwarder.close()
+        forwarder.stop()
     run(scenario())
     assert Spool(tmp_path, 1 << 20).records == 1
     assert os.path.getsize(tmp_path / 'samples.1') == len(JOURNAL_MAGIC) + 8

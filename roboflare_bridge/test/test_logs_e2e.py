@@ -23,11 +23,11 @@ import time
 
 import pytest
 from rcl_interfaces.msg import Log
-from roboflare_interfaces.srv import ListRobots
-from support import (
+from roboflare_bridge.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorThread, fill_filesystem,
     ros_subprocess_env, small_filesystem, stop_process, wait_future,
 )
+from roboflare_interfaces.srv import ListRobots
 
 TALKER = Path(__file__).parent / 'peers' / 'talker.py'
 WRITER = Path(__file__).parent / 'peers' / 'rosout_writer.py'

@@ -20,25 +20,12 @@ import pytest
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from roboflare_bridge.emulator.sim import SimRobot
 from roboflare_bridge.mirror import TopicMirror
-from support import FakeStream
-
-
-class FakePublisher:
-    def __init__(self, topic, cls, qos):
-        self.topic, self.cls, self.qos, self.messages = topic, cls, qos, []
-
-    def publish(self, message):
-        assert isinstance(message, self.cls)
-        self.messages.append(message)
+from roboflare_bridge.testing import fake_publishers, FakeStream
 
 
 @pytest.fixture
 def mirror():
-    publishers = {}
-
-    def factory(topic, cls, qos):
-        publishers[topic] = FakePublisher(topic, cls, qos)
-        return publishers[topic]
+    factory, publishers = fake_publishers()
     m = TopicMirror('robot_1', '/roboflare/robot_1', 'robot_1/', factory,
                     allow=('/**',), deny=('/secret/**',), qos_overrides={'/scan': 'best_effort'},
                     throttle_ms={'/scan': 200}, fleet_frame='fleet')
@@ -133,14 +120,14 @@ def test_each_bad_frame_is_dropped_alone_and_good_frames_keep_flowing(mirror):
         mirror.on_frame(good)
     assert len(mirror.publishers['/roboflare/robot_1/odom'].messages) == len(BAD_FRAMES) + 1
     assert mirror.drops.total == len(BAD_FRAMES)
-    assert set(mirror.drops.by_reason) == {'malformed frame', 'invalid message',
-                                           'type changed', 'unrequested topic'}
+    assert set(mirror.drops.snapshot()) == {'malformed frame', 'invalid message',
+                                            'type changed', 'unrequested topic'}
 
 
 def test_unknown_type_is_warned_once_and_counted(mirror, caplog):
     for _ in range(5):
         mirror.on_frame(echo('/thing', 'exotic_msgs/msg/Thing', {'a': 1}))
     warnings = [r for r in caplog.records if 'exotic_msgs/msg/Thing' in r.getMessage()]
-    assert len(warnings) == 1 and mirror.drops.by_reason['unknown type'] == 5
+    assert len(warnings) == 1 and mirror.drops.snapshot()['unknown type'] == 5
     mirror.on_frame(echo('/chatter', 'std_msgs/msg/String', {'data': 'still here'}))
     assert mirror.publishers['/roboflare/robot_1/chatter'].messages[0].data == 'still here'

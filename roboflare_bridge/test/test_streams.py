@@ -22,7 +22,7 @@ from roboflare_bridge.frames import (
     ECHO_STREAM, EchoTopics, LIST_TOPICS_OP, LOGS_STREAM, parse_echo_frame, subscribe_op,
 )
 from roboflare_bridge.streams import StreamClient, websocket_url
-from support import wait_until
+from roboflare_bridge.testing import wait_until
 
 
 def make_client(emulator, stream=ECHO_STREAM, token=None, **kwargs):

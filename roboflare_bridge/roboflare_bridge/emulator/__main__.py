@@ -27,8 +27,8 @@ import signal
 import sys
 from typing import List, Optional, Tuple
 
+from .contract import TOKEN_PATTERN
 from .server import Emulator, EmulatorConfig
-from ..credentials import TOKEN_PATTERN
 
 
 def _size(text: str) -> Tuple[int, int]:

@@ -31,15 +31,14 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple
 
 from aiohttp import web, WSMsgType
 
+from . import contract
+from .contract import (
+    CAMERA_STREAM, CONFIG_DEPLOYMENT, DeploymentKind, ECHO_STREAM, error_code_for_status,
+    IDEMPOTENCY_HEADER, LOGS_STREAM, ORG_ID_HEADER, RELEASE_DEPLOYMENT, SHELL_STREAM,
+)
 from .openapi import openapi_document
 from .sim import CameraFeed, SimRobot, TOPICS, TOPICS_BY_NAME
 from .world import World, WorldError
-from .. import jsonutil
-from ..frames import CAMERA_STREAM, ECHO_STREAM, LOGS_STREAM, SHELL_STREAM
-from ..resources import (
-    CONFIG_DEPLOYMENT, DeploymentKind, error_code_for_status, IDEMPOTENCY_HEADER,
-    ORG_ID_HEADER, RELEASE_DEPLOYMENT,
-)
 
 _log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,11 +93,11 @@ def generate_token() -> str:
 def _envelope_error(status: int, code: str, message: str,
                     headers: Optional[Dict[str, str]] = None) -> web.Response:
     return web.json_response({'error': {'code': code, 'message': message}}, status=status,
-                             headers=headers, dumps=jsonutil.dumps)
+                             headers=headers, dumps=contract.dumps)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=jsonutil.dumps)
+    return web.json_response(body, status=status, dumps=contract.dumps)
 
 
 class Emulator:
@@ -255,7 +254,7 @@ class Emulator:
     async def _json_body(self, request: web.Request) -> Any:
         raw = await request.read()
         try:
-            return jsonutil.loads(raw) if raw else None
+            return contract.loads(raw) if raw else None
         except ValueError:
             raise WorldError(400, 'bad_request', 'body is not valid JSON') from None
 
@@ -430,11 +429,11 @@ class Emulator:
             if delay > 0:
                 await asyncio.sleep(delay)
             if not conn.ws.closed:
-                await self._send(conn, jsonutil.dumps(frame), sent)
+                await self._send(conn, contract.dumps(frame), sent)
 
         async def on_text(text: str) -> None:
             try:
-                batch = jsonutil.loads(text)
+                batch = contract.loads(text)
             except ValueError:
                 batch = None
             batch_id = batch.get('id') if isinstance(batch, dict) else None
@@ -463,7 +462,7 @@ class Emulator:
                 await asyncio.sleep(1.0 / rate if rate > 0 else 0.5)
                 if rate > 0:
                     n += 1
-                    await self._send(conn, jsonutil.dumps(robot.log_record(time.time(), n)),
+                    await self._send(conn, contract.dumps(robot.log_record(time.time(), n)),
                                      sent)
 
         conn.subscriptions['emit'] = asyncio.ensure_future(emit())
@@ -495,7 +494,7 @@ class Emulator:
             next_at = time.monotonic()
             while True:
                 msg = build(time.time())
-                await self._send(conn, jsonutil.dumps(
+                await self._send(conn, contract.dumps(
                     {'op': 'message', 'topic': topic, 'type': spec.type, 'msg': msg}), sent)
                 if spec.latched:
                     return  # latched topics (/tf_static) are sent once per subscription
@@ -504,19 +503,19 @@ class Emulator:
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
         async def status(message: str, topic: str = '') -> None:
-            await self._send(conn, jsonutil.dumps(
+            await self._send(conn, contract.dumps(
                 {'op': 'status', 'level': 'error', 'msg': message, 'topic': topic}), sent)
 
         async def on_text(text: str) -> None:
             try:
-                op = jsonutil.loads(text)
+                op = contract.loads(text)
             except ValueError:
                 return await status('frame is not JSON')
             if not isinstance(op, dict):
                 return await status('frame is not a JSON object')
             kind, topic = op.get('op'), op.get('topic')
             if kind == 'list_topics':
-                await self._send(conn, jsonutil.dumps({'op': 'topics', 'topics': [
+                await self._send(conn, contract.dumps({'op': 'topics', 'topics': [
                     {'topic': s.name, 'type': s.type} for s in TOPICS]}), sent)
             elif kind == 'subscribe':
                 if topic not in TOPICS_BY_NAME:

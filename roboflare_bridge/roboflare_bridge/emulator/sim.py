@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..resources import format_time
+from .contract import format_time
 
 ROOM_HALF_SIZE = 5.0
 SCAN_BEAMS = 360

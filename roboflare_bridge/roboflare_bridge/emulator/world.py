@@ -25,12 +25,11 @@ import random
 import time
 from typing import Any, Dict, List, Set, Tuple
 
-from .sim import SimRobot
-from ..frames import FrameError, LogRecord, MAX_BATCH_RECORDS, parse_log_record
-from ..resources import (
-    CONFIG_DEPLOYMENT, DEPLOYMENT_STATUSES, DeploymentKind, format_time, RELEASE_DEPLOYMENT,
-    TERMINAL_STATUSES,
+from .contract import (
+    CONFIG_DEPLOYMENT, DEPLOYMENT_STATUSES, DeploymentKind, format_time, MAX_BATCH_RECORDS,
+    RecordError, RELEASE_DEPLOYMENT, TERMINAL_STATUSES, validate_log_record,
 )
+from .sim import SimRobot
 
 
 class WorldError(Exception):
@@ -227,11 +226,9 @@ class World:
         if not isinstance(records, list) or len(records) > MAX_BATCH_RECORDS:
             raise WorldError(400, 'bad_request',
                              f'records must be a list of at most {MAX_BATCH_RECORDS}')
-        if not all(isinstance(r, dict) for r in records):
-            raise WorldError(400, 'bad_request', 'each record must be a JSON object')
         try:
-            parsed: List[LogRecord] = [parse_log_record(r) for r in records]
-        except FrameError as exc:
+            parsed = [validate_log_record(r) for r in records]
+        except RecordError as exc:
             raise WorldError(400, 'bad_request', str(exc)) from None
         seen = self.uploaded_batch_ids.setdefault(robot_id, set())
         if batch_id in seen:
@@ -239,7 +236,7 @@ class World:
             return batch_id
         seen.add(batch_id)
         stored = self.uploaded_logs.setdefault(robot_id, [])
-        stored.extend(r.to_json() for r in parsed)
+        stored.extend(parsed)
         self.uploaded_arrivals.setdefault(robot_id, []).append((time.time(), len(stored)))
         return batch_id
 

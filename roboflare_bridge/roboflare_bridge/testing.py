@@ -11,7 +11,13 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Helpers for tests: a threaded emulator, an rclpy harness, and a bridge process."""
+"""
+Helpers shared by the tests and the benchmarks (not used by the bridge itself).
+
+The emulator in a thread or as a process, the bridge as a process, an rclpy harness,
+fakes for unit tests without a ROS graph (a publisher, a stream), a small filesystem.
+Every ROS process started here runs with DDS on loopback.
+"""
 
 import asyncio
 from contextlib import contextmanager
@@ -23,12 +29,12 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import uuid
 
 import httpx
 
-from roboflare_bridge.emulator import Emulator, EmulatorConfig
+from .emulator import Emulator, EmulatorConfig
 
 
 def emulator_control(url: str, token: str, method: str, path: str, json: Any = None) -> Any:
@@ -37,6 +43,41 @@ def emulator_control(url: str, token: str, method: str, path: str, json: Any = N
                              headers={'Authorization': f'Bearer {token}'})
     response.raise_for_status()
     return response.json()
+
+
+class FakePublisher:
+    """
+    Stands in for an rclpy Publisher: records what is published, with a count to wait on.
+
+    Pass it (or :func:`fake_publishers`) where the code takes ``Node.create_publisher``.
+    """
+
+    def __init__(self, cls: Optional[type] = None, topic: str = '', qos: Any = None,
+                 subscribers: int = 0) -> None:
+        self.cls, self.topic, self.qos, self.subscribers = cls, topic, qos, subscribers
+        self.messages: List[Any] = []
+        self.published = threading.Semaphore(0)  # one release per message
+
+    def publish(self, message: Any) -> None:
+        if self.cls is not None and not isinstance(message, (self.cls, bytes)):
+            raise TypeError(f'{self.topic}: published a {type(message).__name__}, '
+                            f'not a {self.cls.__name__}')
+        self.messages.append(message)
+        self.published.release()
+
+    def get_subscription_count(self) -> int:
+        return self.subscribers
+
+
+def fake_publishers(subscribers: int = 0) -> Tuple[Callable[..., FakePublisher],
+                                                   Dict[str, FakePublisher]]:
+    """Return a ``create_publisher(cls, topic, qos)`` stand-in and the publishers by topic."""
+    publishers: Dict[str, FakePublisher] = {}
+
+    def create_publisher(cls: type, topic: str, qos: Any) -> FakePublisher:
+        publishers[topic] = FakePublisher(cls, topic, qos, subscribers)
+        return publishers[topic]
+    return create_publisher, publishers
 
 
 class FakeStream:
@@ -329,6 +370,7 @@ def rss_bytes(pid: int) -> int:
 
 
 __all__: List[str] = ['EmulatorThread', 'EmulatorProcess', 'RosHarness', 'BridgeProcess',
-                      'Collector', 'FakeStream', 'diagnostics_values', 'rss_bytes', 'wait_future',
+                      'Collector', 'FakePublisher', 'FakeStream', 'fake_publishers',
+                      'diagnostics_values', 'rss_bytes', 'wait_future',
                       'wait_until', 'start_python', 'stop_process', 'executable',
                       'ros_subprocess_env', 'small_filesystem', 'fill_filesystem']
