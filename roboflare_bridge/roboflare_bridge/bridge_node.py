@@ -42,6 +42,7 @@ from .diagnostics import Diagnostics, robot_statuses, status
 from .fleet import Fleet
 from .loop_thread import AsyncioThread
 from .params import BridgeConfig, declare_and_read, ParameterError
+from .rclpy_compat import fast_paths
 from .upstream import UpstreamLogs
 
 NODE_NAME = 'roboflare_bridge'
@@ -90,6 +91,7 @@ class RoboflareBridge(Node):
         package_logger.addHandler(self._log_handler)
         package_logger.setLevel(logging.INFO)
         package_logger.propagate = False
+        fast_paths()  # tested and logged once, now that the log reaches the node's logger
 
         self.loop = AsyncioThread()
         self.api = ApiClient(credentials, request_timeout_s=self.config.request_timeout_s)

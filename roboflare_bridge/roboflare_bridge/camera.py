@@ -37,6 +37,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from .capability import StreamSpec
 from .counters import DropCounter, publish_or_drop
 from .frames import CAMERA_STREAM, check_jpeg, FrameError
+from .rclpy_compat import set_bytes
 
 _log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def bgr8_message(image: np.ndarray) -> Image:
     height, width = image.shape[:2]
     message = Image(height=height, width=width, encoding='bgr8', is_bigendian=0,
                     step=width * 3)
-    message._data = np.ascontiguousarray(image).tobytes()  # bytes: no per-byte setter work
+    set_bytes(message, 'data', np.ascontiguousarray(image).tobytes())
     return message
 
 
@@ -283,7 +284,7 @@ class CameraMirror:
         message = CompressedImage(format='jpeg')
         message.header.stamp = stamp
         message.header.frame_id = self.frame_id
-        message._data = frame  # bytes from the socket, straight to rclpy (no per-byte work)
+        set_bytes(message, 'data', frame)  # bytes from the socket, straight to rclpy
         if publish_or_drop(self._compressed, message, self.drops):
             self.stats.published += 1
         if self._raw is not None and self._raw.get_subscription_count() > 0:

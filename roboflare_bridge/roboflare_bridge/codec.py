@@ -18,7 +18,8 @@ Pure Python, no transport. Each message type gets a conversion plan, built once 
 ``SLOT_TYPES``, that checks every JSON value (types, integer ranges, string bounds,
 array lengths) and writes it straight into the message's slots: a JSON frame becomes a
 message without going through the generated constructors and property setters, which check
-the same things again, field by field, in Python.
+the same things again, field by field, in Python (rclpy_compat's ``slot_construction``;
+where it is off, the plan uses the constructor and setters).
 
 Conventions: nested messages are objects; arrays are lists; ``uint8[]``, ``byte[]`` and
 ``char[]`` (fixed, bounded or unbounded) are base64 strings; Time and Duration are
@@ -40,6 +41,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from rosidl_parser import definition as idl
+
+from .rclpy_compat import fast_paths
 
 Decoder = Callable[[Any], Any]
 Encoder = Callable[[Any], Any]
@@ -238,6 +241,9 @@ class _Plan:
         self.decode = self._compile(fields, extra)
 
     def _compile(self, fields: list, extra: list) -> Decoder:
+        # Slot stores skip the generated setters, which check again what was checked here;
+        # without that fast path (rclpy_compat) the constructor and setters build it.
+        slots = fast_paths().slot_construction
         scope: Dict[str, Any] = {'CodecError': CodecError, 'MISSING': _MISSING,
                                  'new': self.cls.__new__, 'cls': self.cls, 'kind': _kind,
                                  'names': self.names, 'unknown': self._unknown}
@@ -247,9 +253,9 @@ class _Plan:
                  '+ kind(obj))',
                  '    if not names.issuperset(obj):',
                  '        unknown(obj)',
-                 '    m = new(cls)',
+                 '    m = new(cls)' if slots else '    m = cls()',
                  '    get = obj.get']
-        for i, (slot, value) in enumerate(extra):
+        for i, (slot, value) in enumerate(extra if slots else ()):
             scope[f'extra{i}'] = value
             lines.append(f'    m.{slot} = extra{i}')
         for i, (name, kind, decode, default) in enumerate(fields):
@@ -264,7 +270,7 @@ class _Plan:
                           '        try:', f'            v = dec{i}(v)',
                           '        except CodecError as exc:',
                           f'            raise exc.at({name!r}) from None']
-            lines.append(f'    m._{name} = v')
+            lines.append(f'    m._{name} = v' if slots else f'    m.{name} = v')
         lines.append('    return m')
         exec('\n'.join(lines), scope)  # noqa: S102 - source built from the type's own names
         return scope['decode']

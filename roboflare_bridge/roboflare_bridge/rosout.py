@@ -45,6 +45,7 @@ from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from . import jsonutil
+from .rclpy_compat import take_queued
 
 _log = logging.getLogger(__name__)
 
@@ -204,17 +205,10 @@ def drain_subscription(subscription: Any, callback: SampleCallback, limit: int =
 
     The executor hands over one message per wake-up and rebuilds its wait set each time,
     which caps a node with many services near 2,000 messages/s; /rosout's writer then
-    overwrites what the reader has not taken. Draining the queue from the callback uses
-    the executor's own take (``handle.take_message``, the same call on Jazzy and Kilted).
+    overwrites what the reader has not taken. Draining the queue from the callback keeps up
+    (rclpy_compat.take_queued; without it, the executor's pace).
     """
-    handle = subscription.handle
-    for count in range(limit):
-        with handle:
-            taken = handle.take_message(subscription.msg_type, subscription.raw)
-        if taken is None:
-            return count
-        callback(*taken)
-    return limit
+    return take_queued(subscription, callback, limit)
 
 
 class RosoutConsumer(Protocol):

@@ -273,7 +273,8 @@ class BridgeProcess:
     count = 0
 
     def __init__(self, tmp_path: Path, base_url: str, token: str,
-                 params: Optional[Dict[str, Any]] = None, namespace: str = '') -> None:
+                 params: Optional[Dict[str, Any]] = None, namespace: str = '',
+                 env: Optional[Dict[str, str]] = None) -> None:
         BridgeProcess.count += 1
         self.namespace = namespace or f'/t{uuid.uuid4().hex[:8]}'
         self.node_name = f'{self.namespace}/roboflare_bridge'
@@ -287,12 +288,14 @@ class BridgeProcess:
         for name, value in (params or {}).items():
             self.args += ['-p', f'{name}:={_ros_arg(value)}']
         self.proc: Optional[subprocess.Popen] = None
+        self._env = env
         self.start()
 
     def start(self) -> None:
         with open(self.log_path, 'ab') as log:
-            self.proc = subprocess.Popen(self.args, env=ros_subprocess_env(), stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(self.args, env=ros_subprocess_env(self._env),
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
 
     def name(self, private: str) -> str:
         """Return the full name of one of the node's private services, actions or topics."""
