@@ -232,7 +232,12 @@ class CameraStats:
 
 
 class CameraMirror:
-    """Publishes one robot's camera frames as compressed and (on demand) raw images."""
+    """
+    Publishes one robot's camera frames as compressed and (on demand) raw images.
+
+    Threads: frames arrive on the asyncio loop; decoded images are published from the
+    DecodeWorker's thread; the executor's thread calls only :meth:`diagnostic_values`.
+    """
 
     def __init__(self, robot_label: str, namespace: str, frame_id: str,
                  create_publisher: Callable[[type, str, QoSProfile], Any],

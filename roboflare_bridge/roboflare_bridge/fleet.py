@@ -68,7 +68,12 @@ class RobotStreams:
 
 
 class Fleet:
-    """Starts, holds and stops the mirrors of every robot in the ``robots`` parameter."""
+    """
+    Starts, holds and stops the mirrors of every robot in the ``robots`` parameter.
+
+    Threads: :meth:`run` and :meth:`stop` run on the asyncio loop, which alone changes
+    :attr:`robots` and :attr:`unresolved`; diagnostics copy them (one C-level copy each).
+    """
 
     def __init__(self, node: Any, config: BridgeConfig, api: ApiClient, token: Token) -> None:
         self._node = node

@@ -73,10 +73,6 @@ class LogRecord:
     function: str = ''
     line: int = 0
 
-    def to_json(self) -> Dict[str, Any]:
-        return {'ts': self.ts, 'level': self.level, 'logger': self.logger, 'msg': self.msg,
-                'file': self.file, 'function': self.function, 'line': self.line}
-
 
 def _str_field(obj: Mapping[str, Any], name: str, required: bool = False) -> str:
     value = obj.get(name)
@@ -160,10 +156,6 @@ def subscribe_op(topic: str, throttle_ms: int = 0) -> str:
     if throttle_ms > 0:
         op['throttle_ms'] = throttle_ms
     return jsonutil.dumps(op)
-
-
-def unsubscribe_op(topic: str) -> str:
-    return jsonutil.dumps({'op': 'unsubscribe', 'topic': topic})
 
 
 LIST_TOPICS_OP = '{"op":"list_topics"}'

@@ -42,7 +42,11 @@ def log_message(record: Any) -> Log:
 
 
 class LogMirror:
-    """One robot's log records republished on <namespace>/rosout (a capability)."""
+    """
+    One robot's log records republished on <namespace>/rosout (a capability).
+
+    Threads: frames arrive on the asyncio loop; diagnostics read two integers.
+    """
 
     def __init__(self, robot_label: str, namespace: str, create_publisher: Any) -> None:
         self.topic = namespace.rstrip('/') + '/rosout'

@@ -66,7 +66,7 @@ def topic_qos(remote_topic: str, overrides: Dict[str, str]) -> QoSProfile:
 
 @dataclass
 class TopicStats:
-    """Counters of one robot's topic mirror, for diagnostics."""
+    """Counters of one robot's topic mirror (written on the loop, read by diagnostics)."""
 
     frames: int = 0
     published: int = 0
@@ -74,7 +74,12 @@ class TopicStats:
 
 
 class TopicMirror:
-    """Mirrors one robot's topic echo stream into the local graph."""
+    """
+    Mirrors one robot's topic echo stream into the local graph (a capability).
+
+    Threads: the asyncio loop runs its handlers and owns its state; the executor's thread
+    calls only :meth:`diagnostic_values` (integers and a DropCounter snapshot).
+    """
 
     def __init__(self, robot_label: str, namespace: str, frame_prefix: str,
                  publisher_factory: PublisherFactory, allow: Tuple[str, ...] = ('/**',),

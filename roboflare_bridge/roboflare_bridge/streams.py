@@ -48,7 +48,7 @@ Frame = Union[str, bytes]
 
 @dataclass
 class StreamStats:
-    """Counters of one stream, read by diagnostics."""
+    """Counters of one stream (written on the loop, read by diagnostics)."""
 
     connected: bool = False
     connects: int = 0
@@ -105,7 +105,12 @@ def websocket_url(base_url: str, robot_id: str, stream: str) -> str:
 
 
 class StreamClient:
-    """One robot's stream, kept connected until :meth:`stop`."""
+    """
+    One robot's stream, kept connected until :meth:`stop`.
+
+    Threads: everything runs on the asyncio loop; diagnostics read :attr:`stats` (plain
+    values) from the executor's thread.
+    """
 
     def __init__(self, base_url: str, robot_id: str, stream: str, token: Token, *,
                  on_frame: Callable[[Frame], None],

@@ -14,9 +14,15 @@
 """/diagnostics publishing: a status that fails to build is logged and counted, not fatal."""
 
 import logging
+from pathlib import Path
 
+from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
 from roboflare_bridge.diagnostics import Diagnostics, OK, status
+from roboflare_bridge.testing import (
+    BridgeProcess, Collector, EmulatorThread, start_python, stop_process,
+)
+from sensor_msgs.msg import Image
 
 
 def test_a_failing_collection_skips_one_period_and_the_next_one_publishes(caplog):
@@ -45,3 +51,33 @@ def test_a_failing_collection_skips_one_period_and_the_next_one_publishes(caplog
         diagnostics.destroy()
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_diagnostics_at_100_hz_while_everything_flows(ros, tmp_path):
+    # Diagnostics run on the executor's thread and read what the asyncio loop, the decode
+    # thread and the /rosout callbacks write: no period may fail or lose a status.
+    emulator = EmulatorThread(robots=2, rate_scale=5.0, camera_fps=30.0, log_rate_hz=50.0)
+    bridge = BridgeProcess(tmp_path, emulator.url, emulator.token, {
+        'robots': ['rbt_0001', 'rbt_0002'], 'diagnostics_period_s': 0.01,
+        'forward_logs': True, 'robot_id': 'rbt_0001', 'spool_dir': str(tmp_path / 'spool')})
+    talker = start_python(Path(__file__).parent / 'peers' / 'talker.py', '20000', '2000')
+    arrays, images = Collector(), Collector()
+    subscriptions = [
+        ros.node.create_subscription(DiagnosticArray, '/diagnostics', arrays, 1000),
+        ros.node.create_subscription(Image, '/roboflare/robot_1/camera/image_raw', images, 2)]
+    try:
+        images.count(5, 30)  # decoding runs, so the decode thread writes its counters too
+
+        def complete(array):
+            return sum(s.name.startswith(f'roboflare_bridge: {name}') for s in array.status
+                       for name in ('robot robot_1', 'robot robot_2', 'log forwarding')) == 3
+        arrays.wait_for(lambda got: sum(map(complete, got)) >= 300, 60, '300 complete arrays')
+    finally:
+        for subscription in subscriptions:
+            ros.node.destroy_subscription(subscription)
+        stop_process(talker)
+        assert bridge.stop() == 0, bridge.log()[-2000:]
+        emulator.close()
+    first = next(i for i, array in enumerate(arrays.messages) if complete(array))
+    assert all(complete(array) for array in arrays.messages[first:])  # no status ever missing
+    assert 'collecting diagnostics failed' not in bridge.log()
