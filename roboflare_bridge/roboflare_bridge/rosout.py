@@ -141,12 +141,13 @@ class SeenSamples:
     """
     Keys of the samples taken recently, in two generations of ``generation`` keys each.
 
-    Lookups and inserts are O(1); memory stays below two generations. The older generation
-    is dropped when the newer fills, so a key is remembered for at least ``generation``
-    later samples: far more than a replay holds (1000 per writer, 10 s).
+    Lookups and inserts are O(1); memory stays below two generations (about 4 MB). The older
+    generation is dropped when the newer fills, so a key is remembered for at least
+    ``generation`` later samples: more than the forwarder holds back from the volatile
+    reader (20,000), whose copies this memory recognises.
     """
 
-    def __init__(self, generation: int = 1 << 17) -> None:
+    def __init__(self, generation: int = 1 << 15) -> None:
         self.generation = generation
         self._current: Set[bytes] = set()
         self._previous: Set[bytes] = set()
