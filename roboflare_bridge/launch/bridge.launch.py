@@ -24,28 +24,35 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-import yaml
-
-OVERRIDABLE = ('robots', 'base_url', 'token_file', 'forward_logs', 'robot_id')
+from roboflare_bridge.launch_args import check_params_file, LOG_LEVELS, overrides
 
 
 def bridge_node(context, *args, **kwargs):
     value = {name: LaunchConfiguration(name).perform(context) for name in
-             OVERRIDABLE + ('params_file', 'namespace', 'log_level', 'respawn')}
-    overrides = {}
-    for name in OVERRIDABLE:
-        if value[name] != '':
-            # "[a, b]" -> a list, "true" -> a bool: the same YAML rules as the params file.
-            parsed = yaml.safe_load(value[name])
-            overrides[name] = os.path.expanduser(parsed) if name == 'token_file' else parsed
-    return [Node(package='roboflare_bridge', executable='bridge', name='roboflare_bridge',
-                 namespace=value['namespace'], output='screen',
-                 parameters=[value['params_file'], overrides],
-                 arguments=['--ros-args', '--log-level', value['log_level']],
-                 respawn=value['respawn'].lower() == 'true', respawn_delay=2.0)]
+             ('params_file', 'namespace', 'log_level', 'respawn', 'robots', 'base_url',
+              'token_file', 'forward_logs', 'robot_id')}
+    respawn = value['respawn'].lower() == 'true'
+    node = Node(package='roboflare_bridge', executable='bridge', name='roboflare_bridge',
+                namespace=value['namespace'], output='screen',
+                parameters=[check_params_file(value['params_file']), overrides(value)],
+                arguments=['--ros-args', '--log-level', value['log_level']],
+                respawn=respawn, respawn_delay=2.0)
+    if respawn:
+        return [node]
+    return [node, RegisterEventHandler(OnProcessExit(target_action=node,
+                                                     on_exit=_fail_on_error_exit))]
+
+
+def _fail_on_error_exit(event, context):
+    # ros2 launch exits non-zero only when something raises: a bridge that refused to
+    # start (or died) must end the launch with an error, for scripts and systemd units.
+    if event.returncode != 0 and not context.is_shutdown:
+        raise RuntimeError(f'roboflare_bridge exited with code {event.returncode}; its '
+                           'messages above say why')
 
 
 def generate_launch_description():
@@ -55,7 +62,8 @@ def generate_launch_description():
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='parameters file (see config/bridge.yaml)'),
         DeclareLaunchArgument('robots', default_value='',
-                              description='robot ids to mirror, e.g. "[rbt_0001, rbt_0002]"'),
+                              description='robot ids to mirror: "[rbt_0001, rbt_0002]" or one '
+                                          'id'),
         DeclareLaunchArgument('base_url', default_value='',
                               description='Roboflare API base URL'),
         DeclareLaunchArgument('token_file', default_value='',
@@ -66,7 +74,7 @@ def generate_launch_description():
                               description='the robot this bridge runs on (for forward_logs)'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='namespace of the bridge node'),
-        DeclareLaunchArgument('log_level', default_value='info',
+        DeclareLaunchArgument('log_level', default_value='info', choices=list(LOG_LEVELS),
                               description='log level of the bridge node'),
         DeclareLaunchArgument('respawn', default_value='false',
                               description='restart the bridge if it exits'),

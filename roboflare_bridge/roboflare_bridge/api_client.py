@@ -57,6 +57,7 @@ class ApiClient:
         self.max_attempts = max_attempts
         self._backoff_args = (backoff_initial_s, backoff_cap_s)
         self.org_id = ''
+        self.token_rejected = False  # the last answer was 401
         self.requests_sent = 0
         self.retries = 0
         self._http = httpx.AsyncClient(
@@ -188,7 +189,10 @@ class ApiClient:
             reason = self._token.scrub(str(exc)) or type(exc).__name__
             return ApiError(UNAVAILABLE, f'{method} {self.base_url}{path}: {reason}', 0,
                             self.org_id)
-        self.org_id = response.headers.get(ORG_ID_HEADER, self.org_id)
+        # The org is known only from an accepted request: a 401 names no org of ours.
+        self.token_rejected = response.status_code == 401
+        if response.is_success:
+            self.org_id = response.headers.get(ORG_ID_HEADER, self.org_id)
         try:
             body = response.json() if response.content else None
         except ValueError:

@@ -79,19 +79,22 @@ class RoboflareBridge(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        try:
-            self.config: BridgeConfig = declare_and_read(self)
-            credentials = resolve_credentials(self.config.base_url, self.config.token_file)
-            check_base_url(credentials.base_url, self.config.allow_insecure_http)
-        except (ParameterError, CredentialsError) as exc:
-            raise StartupError(str(exc)) from None
+        # First of all: every warning from here on (a token file others can read, ...)
+        # goes through the node's logger, to /rosout and the log file.
         self._log_handler = RosLogHandler(self)
         self._log_handler.setFormatter(logging.Formatter('%(name)s: %(message)s'))
         package_logger = logging.getLogger('roboflare_bridge')
         package_logger.addHandler(self._log_handler)
         package_logger.setLevel(logging.INFO)
         package_logger.propagate = False
-        fast_paths()  # tested and logged once, now that the log reaches the node's logger
+        try:
+            self.config: BridgeConfig = declare_and_read(self)
+            credentials = resolve_credentials(self.config.base_url, self.config.token_file)
+            check_base_url(credentials.base_url, self.config.allow_insecure_http)
+        except (ParameterError, CredentialsError) as exc:
+            package_logger.removeHandler(self._log_handler)
+            raise StartupError(str(exc)) from None
+        fast_paths()  # tested and logged once
 
         self.loop = AsyncioThread()
         self.api = ApiClient(credentials, request_timeout_s=self.config.request_timeout_s)
@@ -121,8 +124,13 @@ class RoboflareBridge(Node):
 
     def _diagnostic_statuses(self, now: float) -> Iterable[DiagnosticStatus]:
         api, plane = self.api, self.control_plane
-        level = DiagnosticStatus.OK if self.api.org_id else DiagnosticStatus.WARN
-        yield status('control plane', level, f'org {api.org_id or "not yet known"}', {
+        if api.token_rejected:
+            level, message = DiagnosticStatus.ERROR, 'token rejected (HTTP 401)'
+        elif api.org_id:
+            level, message = DiagnosticStatus.OK, f'org {api.org_id}'
+        else:
+            level, message = DiagnosticStatus.WARN, 'org not yet known'
+        yield status('control plane', level, message, {
             'base_url': api.base_url, 'org_id': api.org_id, 'requests': api.requests_sent,
             'retries': api.retries, 'service_calls': plane.calls,
             'service_failures': plane.failures, 'threads': threading.active_count(),
@@ -130,6 +138,9 @@ class RoboflareBridge(Node):
         for robot_id, reason in dict(self.fleet.unresolved).items():
             yield status(f'robot {robot_id}', DiagnosticStatus.WARN,
                          f'not mirrored yet: {reason}', {'robot_id': robot_id})
+        for robot_id, reason in dict(self.fleet.refused).items():
+            yield status(f'robot {robot_id}', DiagnosticStatus.ERROR,
+                         f'refused, not retried: {reason}', {'robot_id': robot_id})
         for robot in list(self.fleet.robots.values()):
             yield from robot_statuses(robot)
         if self.upstream is not None:

@@ -50,6 +50,7 @@ from roboflare_interfaces.action import Deploy
 from sensor_msgs.msg import Image
 
 from .codec import message_class, UnknownType
+from .testing import executable
 
 ROBOTS = ('rbt_0001', 'rbt_0002')
 BRIDGE = '/roboflare_demo/roboflare_bridge'
@@ -213,8 +214,7 @@ def render(viewer: DemoViewer, started: float, emulator_url: str) -> str:
 
 
 def start_processes(workdir: Path, params_file: Path) -> tuple:
-    bin_dir = Path(sys.executable).parent
-    emulator = subprocess.Popen([str(bin_dir / 'emulator'), '--port', '0', '--robots', '2',
+    emulator = subprocess.Popen([executable('emulator'), '--port', '0', '--robots', '2',
                                  '--camera-size', '640x480', '--camera-fps', '15',
                                  '--deploy-duration', '8'],
                                 stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -224,7 +224,7 @@ def start_processes(workdir: Path, params_file: Path) -> tuple:
     token_file.chmod(0o600)  # the token goes in a file, never on a command line
     robots = '[' + ','.join(ROBOTS) + ']'
     bridge = subprocess.Popen(
-        [str(bin_dir / 'bridge'), '--ros-args', '-r', '__ns:=/roboflare_demo',
+        [executable('bridge'), '--ros-args', '-r', '__ns:=/roboflare_demo',
          '--params-file', str(params_file), '-p', f'base_url:={url}',
          '-p', f'token_file:={token_file}', '-p', f'robots:={robots}',
          '-p', 'forward_logs:=true', '-p', f'robot_id:={ROBOTS[0]}',

@@ -72,7 +72,8 @@ class Fleet:
     Starts, holds and stops the mirrors of every robot in the ``robots`` parameter.
 
     Threads: :meth:`run` and :meth:`stop` run on the asyncio loop, which alone changes
-    :attr:`robots` and :attr:`unresolved`; diagnostics copy them (one C-level copy each).
+    :attr:`robots`, :attr:`unresolved` and :attr:`refused`; diagnostics copy them (one
+    C-level copy each).
     """
 
     def __init__(self, node: Any, config: BridgeConfig, api: ApiClient, token: Token) -> None:
@@ -83,6 +84,7 @@ class Fleet:
         self.decode_worker = DecodeWorker() if config.camera and config.decode_images else None
         self.robots: Dict[str, RobotStreams] = {}
         self.unresolved: Dict[str, str] = dict.fromkeys(config.robots, 'resolving')
+        self.refused: Dict[str, str] = {}  # robots the API will not give: not retried
         self._tasks: List[asyncio.Task] = []
 
     async def run(self) -> None:
@@ -142,10 +144,12 @@ class Fleet:
                 robot = await self._api.get_robot(robot_id)
                 return RemoteRobot.from_name(robot.id, robot.name, self._config)
             except ApiError as error:
-                self.unresolved[robot_id] = str(error)
                 if error.code in (NOT_FOUND, UNAUTHORIZED, FORBIDDEN):
                     _log.error('robot %s cannot be mirrored: %s', robot_id, error)
+                    self.refused[robot_id] = str(error)
+                    self.unresolved.pop(robot_id, None)
                     return None
+                self.unresolved[robot_id] = str(error)
                 delay = backoff.next_delay()
                 _log.warning('robot %s: %s; retrying in %.1fs', robot_id, error, delay)
                 await asyncio.sleep(delay)

@@ -24,7 +24,6 @@ from contextlib import contextmanager
 import json as json_module
 import os
 from pathlib import Path
-import shutil
 import signal
 import subprocess
 import sys
@@ -244,9 +243,25 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: floa
 
 
 def executable(name: str) -> str:
-    """Return the path of a console script installed in the running venv."""
-    path = Path(sys.executable).parent / name
-    return str(path) if path.exists() else (shutil.which(name) or name)
+    """
+    Return the path of one of roboflare_bridge's executables (``bridge``, ``emulator``).
+
+    On a ROS install ament_python puts them in ``<prefix>/lib/roboflare_bridge/``, found
+    through the ament index; in a PyPI venv they are next to the interpreter. Never a bare
+    name from PATH: iproute2 has a ``bridge`` too.
+    """
+    from ament_index_python.packages import get_package_prefix, PackageNotFoundError
+    try:
+        installed = Path(get_package_prefix('roboflare_bridge')) / 'lib' / 'roboflare_bridge'
+        if (installed / name).exists():
+            return str(installed / name)
+    except PackageNotFoundError:
+        pass
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    raise FileNotFoundError(f'roboflare_bridge executable {name!r} is neither in the ament '
+                            f'index nor next to {sys.executable}')
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str = '') -> None:

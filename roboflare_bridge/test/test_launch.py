@@ -17,9 +17,13 @@ import ast
 from pathlib import Path
 import subprocess
 import sys
+import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 import pytest
+from roboflare_bridge.launch_args import (
+    check_params_file, LaunchArgumentError, LOG_LEVELS, overrides,
+)
 from roboflare_bridge.params import BridgeConfig, DESCRIPTIONS
 from roboflare_bridge.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorThread, executable, ros_subprocess_env,
@@ -65,13 +69,6 @@ def test_launch_file_declares_the_common_arguments():
                 'DeclareLaunchArgument'}
     assert {'params_file', 'robots', 'base_url', 'token_file', 'namespace', 'log_level',
             'respawn'} <= declared
-
-
-def test_launch_file_with_launch_pytest():
-    launch_pytest = pytest.importorskip(
-        'launch_pytest', reason='launch_pytest is on ROS installs, not on PyPI; the next '
-        'test starts the bridge exactly as the launch file does')
-    assert launch_pytest  # on a ROS install: ros2 launch starts it; see the README
 
 
 def test_rviz_config_shows_two_robots_under_the_fleet_frame():
@@ -161,3 +158,86 @@ def test_demo_runs_and_shows_everything(tmp_path):
         assert expected in view, view
     png = (tmp_path / 'robot_1_camera.png').read_bytes()
     assert png.startswith(b'\x89PNG') and len(png) > 10_000
+
+
+@pytest.mark.parametrize('arguments,expected', [
+    ({'robots': 'rbt_0001'}, {'robots': ['rbt_0001']}),
+    ({'robots': '[rbt_0001, robot-2]'}, {'robots': ['rbt_0001', 'robot-2']}),
+    ({'robots': '', 'forward_logs': 'true', 'robot_id': 'rbt_0009'},
+     {'forward_logs': True, 'robot_id': 'rbt_0009'}),
+    ({'token_file': '~/token'}, {'token_file': str(Path.home() / 'token')}),
+])
+def test_launch_arguments_become_parameter_overrides(arguments, expected):
+    assert overrides(arguments) == expected
+
+
+@pytest.mark.parametrize('arguments', [{'robots': '[rbt_0001'}, {'robots': '{a: 1}'},
+                                       {'robots': '[]'}, {'robots': '[[x]]'}])
+def test_a_malformed_robots_argument_is_refused_by_name(arguments):
+    with pytest.raises(LaunchArgumentError, match="'robots'"):
+        overrides(arguments)
+
+
+def test_a_missing_params_file_is_refused_with_its_path(tmp_path):
+    with pytest.raises(LaunchArgumentError, match='no such file: /no/such.yaml'):
+        check_params_file('/no/such.yaml')
+    assert check_params_file(str(CONFIG)) == str(CONFIG)
+
+
+def test_the_launch_file_refuses_a_bridge_that_fails_and_offers_log_level_choices():
+    source = (PACKAGE / 'launch' / 'bridge.launch.py').read_text()
+    assert 'choices=list(LOG_LEVELS)' in source and 'OnProcessExit' in source
+    assert LOG_LEVELS == ('debug', 'info', 'warn', 'error', 'fatal')
+
+
+def test_diagnostics_tell_a_rejected_token_and_refused_robots_apart(ros, tmp_path):
+    emulator = EmulatorThread(robots=1)
+    # A token of the right shape that the API does not know: every request gets a 401.
+    bridge = BridgeProcess(tmp_path, emulator.url, 'rf_org_' + '0' * 32,
+                           {'robots': ['rbt_0001'], 'diagnostics_period_s': 0.5})
+    try:
+        plane = diagnostics_values(ros, 'control plane', 30,
+                                   lambda v: int(v['requests']) > 0)
+        robot = diagnostics_values(ros, 'robot rbt_0001', 30,
+                                   lambda v: v['_level'] == b'\x02')
+    finally:
+        assert bridge.stop() == 0
+        emulator.close()
+    assert plane['_level'] == b'\x02' and plane['_message'] == 'token rejected (HTTP 401)'
+    assert plane['org_id'] == ''  # the 401 carried an org id header: not ours to report
+    assert robot['_message'].startswith('refused, not retried: unauthorized')
+
+
+def test_an_unknown_robot_is_refused_for_good_and_the_others_are_mirrored(ros, tmp_path):
+    emulator = EmulatorThread(robots=1)
+    bridge = BridgeProcess(tmp_path, emulator.url, emulator.token,
+                           {'robots': ['rbt_0001', 'rbt_9999'], 'diagnostics_period_s': 0.5})
+    try:
+        unknown = diagnostics_values(ros, 'robot rbt_9999', 30)
+        known = diagnostics_values(ros, 'robot robot_1', 30)
+        plane = diagnostics_values(ros, 'control plane', 30)
+    finally:
+        assert bridge.stop() == 0
+        emulator.close()
+    assert unknown['_level'] == b'\x02' and 'refused, not retried: not_found' in \
+        unknown['_message']
+    assert known['namespace'] == '/roboflare/robot_1'
+    assert plane['_level'] == b'\x00' and plane['org_id'] == 'org_emulated'
+
+
+def test_start_up_warnings_go_through_the_node_logger(tmp_path):
+    emulator = EmulatorThread(robots=1)
+    bridge = BridgeProcess(tmp_path, emulator.url, emulator.token, {'robots': []})
+    bridge.stop()
+    bridge.token_file.chmod(0o644)  # readable by others: a warning at start-up
+    bridge.start()
+    try:
+        deadline = time.monotonic() + 30
+        while 'bridging' not in bridge.log():
+            assert time.monotonic() < deadline, bridge.log()
+            time.sleep(0.1)  # polling the bridge's log file, with a deadline
+    finally:
+        assert bridge.stop() == 0
+        emulator.close()
+    [line] = [line for line in bridge.log().splitlines() if 'readable by other' in line]
+    assert line.startswith('[WARN]') and 'roboflare_bridge]: roboflare_bridge.credentials' in line

@@ -1,0 +1,124 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+bridge.launch.py run by launch itself, as ``ros2 launch`` runs it (on a ROS install).
+
+launch and launch_pytest are not on PyPI: in the PyPI venvs this module is skipped, and
+test_launch.py checks the launch arguments' rules (roboflare_bridge.launch_args) there.
+"""
+
+from pathlib import Path
+
+import pytest
+
+launch_pytest = pytest.importorskip(
+    'launch_pytest', reason='launch and launch_pytest come with a ROS install, not PyPI')
+
+import launch  # noqa: E402, I100 - after the skip above
+from launch.actions import IncludeLaunchDescription, RegisterEventHandler, TimerAction  # noqa
+from launch.event_handlers import OnProcessExit  # noqa: E402
+from launch.events import Shutdown  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+from roboflare_bridge.testing import Collector, EmulatorThread, wait_future  # noqa: E402
+from roboflare_interfaces.srv import ListRobots  # noqa: E402
+
+
+def launch_file() -> Path:
+    """Return the installed launch file (what ros2 launch finds), else the source one."""
+    from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+    try:
+        share = Path(get_package_share_directory('roboflare_bridge'))
+    except PackageNotFoundError:
+        share = Path(__file__).resolve().parents[1]
+    return share / 'launch' / 'bridge.launch.py'
+
+
+def include(**arguments: str) -> IncludeLaunchDescription:
+    return IncludeLaunchDescription(PythonLaunchDescriptionSource(str(launch_file())),
+                                    launch_arguments=list(arguments.items()))
+
+
+@pytest.fixture(scope='module')
+def emulator():
+    emu = EmulatorThread(robots=2)
+    yield emu
+    emu.close()
+
+
+@pytest.fixture(scope='module')
+def token_file(emulator, tmp_path_factory):
+    path = tmp_path_factory.mktemp('launch') / 'token'
+    path.write_text(emulator.token + '\n')
+    path.chmod(0o600)
+    return path
+
+
+@launch_pytest.fixture(scope='module')
+def bridge_launch(emulator, token_file):
+    return launch.LaunchDescription([
+        include(robots='rbt_0001', base_url=emulator.url, token_file=str(token_file),
+                namespace='/launch_pytest'),
+        launch_pytest.actions.ReadyToTest()])
+
+
+@pytest.mark.launch(fixture=bridge_launch)
+def test_the_launch_file_starts_a_working_bridge(ros):
+    client = ros.node.create_client(ListRobots, '/launch_pytest/roboflare_bridge/list_robots')
+    odom = Collector()
+    subscription = ros.node.create_subscription(Odometry, '/roboflare/robot_1/odom', odom, 10)
+    try:
+        assert client.wait_for_service(timeout_sec=30)
+        response = wait_future(client.call_async(ListRobots.Request()), 15)
+        assert response.success and {r.id for r in response.robots} >= {'rbt_0001'}
+        assert odom.count(3, 30)[-1].header.frame_id == 'robot_1/odom'
+    finally:
+        ros.node.destroy_client(client)
+        ros.node.destroy_subscription(subscription)
+
+
+def run_launch(*entities, seconds=None):
+    """Run a launch description as ros2 launch does; return its code and process exits."""
+    exits = []
+    description = [*entities, RegisterEventHandler(OnProcessExit(
+        on_exit=lambda event, context: exits.append(event.returncode)))]
+    if seconds is not None:  # as Ctrl-C would, after a while
+        description.append(TimerAction(period=seconds, actions=[
+            launch.actions.EmitEvent(event=Shutdown(reason='test over'))]))
+    service = launch.LaunchService()
+    service.include_launch_description(launch.LaunchDescription(description))
+    return service.run(), exits
+
+
+def test_a_shutdown_stops_the_bridge_cleanly(emulator, token_file):
+    code, exits = run_launch(include(robots='rbt_0002', base_url=emulator.url,
+                                     token_file=str(token_file), namespace='/launch_stop'),
+                             seconds=8.0)
+    assert (code, exits) == (0, [0])
+
+
+@pytest.mark.parametrize('arguments,says', [
+    ({'base_url': 'ftp://nowhere'}, 'exited with code 1'),
+    ({'token_file': '/no/such/token'}, 'exited with code 1'),
+    ({'params_file': '/no/such.yaml'}, 'no such file: /no/such.yaml'),
+    ({'robots': '[rbt_0001'}, "'robots'"),
+    ({'log_level': 'verbose'}, 'log_level'),
+])
+def test_a_refused_start_ends_the_launch_with_an_error(emulator, token_file, capfd,
+                                                       arguments, says):
+    given = {'base_url': emulator.url, 'token_file': str(token_file), **arguments}
+    code, _ = run_launch(include(**given))
+    assert code != 0
+    captured = capfd.readouterr()
+    assert says in captured.out + captured.err
