@@ -26,7 +26,9 @@ from rcl_interfaces.msg import Log
 from rclpy.serialization import deserialize_message, serialize_message
 from roboflare_bridge import rclpy_compat
 from roboflare_bridge.rclpy_compat import ENVIRONMENT, fast_paths, set_bytes, take_queued
-from roboflare_bridge.testing import BridgeProcess, Collector, EmulatorThread
+from roboflare_bridge.testing import (
+    BridgeProcess, Collector, EmulatorThread, start_python, stop_process,
+)
 from sensor_msgs.msg import CompressedImage
 
 HERE = Path(__file__).parent
@@ -90,6 +92,11 @@ def test_unit_suites_pass_with_every_fast_path_off():
     assert result.returncode == 0, result.stdout[-3000:]
 
 
+def forwarded(emulator):
+    return [r['msg'] for r in emulator.world.uploaded_logs.get('rbt_0001', ())
+            if r['logger'] == 'talker']
+
+
 def test_the_bridge_mirrors_and_forwards_with_every_fast_path_off(ros, tmp_path):
     emulator = EmulatorThread(robots=1)
     bridge = BridgeProcess(tmp_path, emulator.url, emulator.token,
@@ -107,12 +114,13 @@ def test_the_bridge_mirrors_and_forwards_with_every_fast_path_off(ros, tmp_path)
         assert odom.count(3, 30)[-1].header.frame_id == 'robot_1/odom'
         image = images.count(2, 30)[-1]
         assert bytes(image.data[:2]) == b'\xff\xd8' and bytes(image.data[-2:]) == b'\xff\xd9'
-        ros.node.get_logger().info('through the public paths')
+        talker = start_python(HERE / 'peers' / 'talker.py', '50', '100')
         deadline = time.monotonic() + 30
-        while not any(r['msg'] == 'through the public paths'
-                      for r in emulator.world.uploaded_logs.get('rbt_0001', ())):
-            assert time.monotonic() < deadline, 'the record was not forwarded'
+        while len(forwarded(emulator)) < 50:
+            assert time.monotonic() < deadline, 'the records were not forwarded'
             time.sleep(0.1)  # polling state held by the emulator thread, with a deadline
+        stop_process(talker)
+        assert forwarded(emulator) == [f'record {i}' for i in range(50)]
     finally:
         for subscription in subscriptions:
             ros.node.destroy_subscription(subscription)
