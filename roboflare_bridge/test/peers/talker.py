@@ -14,8 +14,9 @@
 """
 A node that logs numbered records at a steady rate: ``talker.py COUNT RATE [NAME]``.
 
-Also logs DEBUG records (below the forwarder's level) and records from a second node,
-``noisy``, that the tests list in log_ignore_nodes. Prints "done" when finished.
+Starts once a /rosout subscriber (the bridge) is in the graph. Also logs DEBUG records
+(below the forwarder's level) and records from a second node, ``noisy``, that the tests
+list in log_ignore_nodes. Prints "done" when finished.
 """
 
 import sys
@@ -31,6 +32,11 @@ def main() -> None:
     node = rclpy.create_node(name)
     noisy = rclpy.create_node('noisy')
     node.get_logger().set_level(rclpy.logging.LoggingSeverity.DEBUG)
+    # Log once a bridge reads /rosout: what is logged before that survives only in the
+    # history (1000 records), which a fast talker outruns while discovery takes its time.
+    deadline = time.monotonic() + 30
+    while node.count_subscribers('/rosout') == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the graph of peer processes, with a deadline
     started = time.monotonic()
     for i in range(count):
         node.get_logger().info(f'record {i}')
