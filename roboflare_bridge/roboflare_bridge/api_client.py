@@ -189,9 +189,9 @@ class ApiClient:
             reason = self._token.scrub(str(exc)) or type(exc).__name__
             return ApiError(UNAVAILABLE, f'{method} {self.base_url}{path}: {reason}', 0,
                             self.org_id)
-        # The org is known only from an accepted request: a 401 names no org of ours.
+        # A 401 means the token was not accepted: the org it names is not known to be ours.
         self.token_rejected = response.status_code == 401
-        if response.is_success:
+        if not self.token_rejected:
             self.org_id = response.headers.get(ORG_ID_HEADER, self.org_id)
         try:
             body = response.json() if response.content else None
