@@ -13,6 +13,7 @@
 # limitations under the License.
 """Test-wide set-up: DDS stays on loopback on a domain of its own; shared fixtures."""
 
+import logging
 import os
 import sys
 
@@ -40,3 +41,17 @@ def ros():
     harness = RosHarness()
     yield harness
     harness.close()
+
+
+@pytest.fixture(autouse=True)
+def package_logs_reach_caplog():
+    """
+    Let the bridge's loggers propagate to the root, where caplog listens.
+
+    On a ROS install the launch_pytest plugin imports launch before any test, and
+    launch.logging makes every logger created afterwards stop propagating.
+    """
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith('roboflare_bridge') and isinstance(logger, logging.Logger):
+            logger.propagate = True
+
