@@ -54,4 +54,3 @@ def package_logs_reach_caplog():
     for name, logger in list(logging.root.manager.loggerDict.items()):
         if name.startswith('roboflare_bridge') and isinstance(logger, logging.Logger):
             logger.propagate = True
-

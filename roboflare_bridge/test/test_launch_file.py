@@ -90,8 +90,12 @@ def test_the_launch_file_starts_a_working_bridge(ros):
 
 
 class LaunchMessages(logging.Handler):
-    """What launch itself logs (its loggers do not propagate, and print to a stream of
-    their own, so neither caplog nor capfd sees it)."""
+    """
+    Collects what launch itself logs.
+
+    Its loggers do not propagate and print to a stream of their own: neither caplog nor
+    capfd sees them.
+    """
 
     def __init__(self):
         super().__init__()
