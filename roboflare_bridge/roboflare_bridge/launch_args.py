@@ -26,7 +26,8 @@ from typing import Any, Dict, Mapping
 
 import yaml
 
-LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
+# ROS's --log-level severities are the contract's level names.
+from .frames import LOG_LEVELS
 # Launch arguments that override the parameter of the same name when not empty.
 OVERRIDABLE = ('robots', 'base_url', 'token_file', 'forward_logs', 'robot_id')
 
