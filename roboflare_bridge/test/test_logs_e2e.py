@@ -257,7 +257,7 @@ def test_acks_held_back_on_an_open_socket_then_resumed(tmp_path, emulator):
 
 
 def test_error_replies_are_resent_and_stored_once(tmp_path, emulator):
-    emulator.faults.fail_batches_next = 6
+    emulator.faults.fail_batches_next = 3
     bridge = start_bridge(tmp_path, emulator)
     talker = start_talker(2000, 1000.0)
     try:
