@@ -130,7 +130,7 @@ class LogForwarder:
         self._in_flight: Dict[str, _InFlight] = {}  # in send order
         self._sent_seq = 0  # entries up to this seq were sent on the current connection
         self._ack_timeout = ack_timeout_s
-        self._acks_missing = False  # logged once until an ack comes again
+        self._acks_missing = False  # no new sends, and logged once, until an ack comes
         self._error_backoff = retry_backoff()
         self._sends: Set[asyncio.Task] = set()
         self._io = ThreadPoolExecutor(1, thread_name_prefix='roboflare-spool')

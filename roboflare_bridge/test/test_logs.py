@@ -25,6 +25,7 @@ import pytest
 from rcl_interfaces.msg import Log
 from rclpy.serialization import serialize_message
 from roboflare_bridge.frames import LogRecord, MAX_BATCH_BYTES, parse_log_record
+from roboflare_bridge import log_forwarder
 from roboflare_bridge.log_forwarder import LogForwarder
 from roboflare_bridge.log_mirror import log_message
 from roboflare_bridge.log_spool import JOURNAL_MAGIC, SampleJournal, Spool
@@ -347,6 +348,29 @@ def test_one_sample_on_both_subscriptions_is_forwarded_once(tmp_path):
     forwarder = run(scenario())
     assert spooled(forwarder) == [f'record {i}' for i in range(4)]
     assert forwarder.stats.duplicates_skipped == 4 and forwarder.stats.replayed_skipped == 0
+
+
+def test_volatile_reader_copies_wait_for_the_transient_local_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(log_forwarder, 'VOLATILE_HOLD_S', 0.0)  # released when asked
+    latched, script = Writer(), Writer(b'\x05' * 16)
+    history = [latched.publish(log(i)) for i in range(3)]
+    scripted = [script.publish(log(i, name='tool', msg=f'tool {i}')) for i in range(2)]
+
+    async def scenario():
+        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
+        # A newly matched transient-local writer: its live sample 2 reaches the volatile
+        # reader first; the script's samples come through the volatile reader only.
+        for sample in [history[2], scripted[0], scripted[1]]:
+            forwarder.on_volatile_sample(*sample)
+        for sample in history:  # the transient-local reader catches up, in order
+            forwarder.on_sample(*sample)
+        forwarder.release_volatile()
+        await asyncio.sleep(0)
+        forwarder.close_batch()
+        return forwarder
+    forwarder = run(scenario())
+    assert spooled(forwarder) == ['record 0', 'record 1', 'record 2', 'tool 0', 'tool 1']
+    assert forwarder.stats.duplicates_skipped == 1
 
 
 def test_sends_in_order_resends_after_reconnect_and_removes_on_ack(tmp_path):
