@@ -24,8 +24,8 @@ from hypothesis import given, settings, strategies as st
 import pytest
 from rcl_interfaces.msg import Log
 from rclpy.serialization import serialize_message
-from roboflare_bridge.frames import LogRecord, MAX_BATCH_BYTES, parse_log_record
 from roboflare_bridge import log_forwarder
+from roboflare_bridge.frames import LogRecord, MAX_BATCH_BYTES, parse_log_record
 from roboflare_bridge.log_forwarder import LogForwarder
 from roboflare_bridge.log_mirror import log_message
 from roboflare_bridge.log_spool import JOURNAL_MAGIC, SampleJournal, Spool
