@@ -23,6 +23,7 @@ the shape of capability.py.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
 import sys
@@ -168,6 +169,8 @@ def main(args: Optional[List[str]] = None) -> None:
     and flush the log spool while the ROS context is still valid, and only then shut ROS
     down: the executor spins in its own thread, the main thread waits for a signal.
     """
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: where a hung bridge waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

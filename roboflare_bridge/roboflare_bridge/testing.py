@@ -231,14 +231,23 @@ def start_python(script: Path, *args: str, env: Optional[Dict[str, str]] = None,
 
 
 def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 5) -> int:
-    """Stop a child process, escalating to SIGKILL; return its exit code."""
+    """
+    Stop a child process, escalating to SIGKILL; return its exit code.
+
+    Before the SIGKILL it gets SIGUSR1, on which the bridge prints its threads' stacks
+    (faulthandler): a stop that hangs leaves in the log where it hung.
+    """
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
+            proc.send_signal(signal.SIGUSR1)
+            try:
+                proc.wait(1.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
     return proc.returncode
 
 

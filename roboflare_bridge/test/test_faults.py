@@ -187,3 +187,22 @@ def test_bridge_stops_within_two_seconds_leaving_the_spool_consistent(tmp_path, 
     for batch in (f for f in files if f.suffix == '.batch'):
         header, frame = batch.read_text().split('\n', 1)
         assert json.loads(frame)['id'] == json.loads(header)['id']
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_bridge_keeps_running(tmp_path):
+    emulator = EmulatorThread(robots=1)
+    bridge = BridgeProcess(tmp_path, emulator.url, emulator.token, {'robots': ['rbt_0001']})
+    try:
+        deadline = time.monotonic() + 30
+        while 'bridging' not in bridge.log():
+            assert time.monotonic() < deadline, bridge.log()
+            time.sleep(0.1)  # polling the bridge's log file, with a deadline
+        bridge.proc.send_signal(signal.SIGUSR1)
+        while 'in _spin' not in bridge.log():  # the executor thread's frame
+            assert time.monotonic() < deadline, bridge.log()[-2000:]
+            time.sleep(0.1)  # polling the bridge's log file, with a deadline
+        assert bridge.proc.poll() is None  # a diagnosis, not a stop
+    finally:
+        assert bridge.stop() == 0, bridge.log()[-2000:]
+        emulator.close()
+    assert 'bridge_node.py' in bridge.log()
