@@ -192,11 +192,13 @@ def main(args: Optional[List[str]] = None) -> None:
     except KeyboardInterrupt:  # a second Ctrl-C while waiting
         pass
     finally:
-        node.shutdown()
+        # The executor stops first: destroying services and timers while it waits on them
+        # races its wait set (ros2/rclpy#255), and the spool flush then reads /rosout alone.
         executor.shutdown(timeout_sec=1.0)
+        spinner.join(2.0)
+        node.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-        spinner.join(2.0)
 
 
 def _spin(executor: SingleThreadedExecutor, stop: threading.Event) -> None:

@@ -238,7 +238,6 @@ class RosoutSubscriptions:
         self._consumer = consumer
         self._announced: Set[bytes] = set()
         self.volatile: Optional[Any] = None
-        self._release_timer: Optional[Any] = None
         self._unnamed_publishers = False
         self.transient_local = self._subscribe(
             DurabilityPolicy.TRANSIENT_LOCAL, consumer.on_sample,
@@ -269,8 +268,7 @@ class RosoutSubscriptions:
         if self.volatile is None:
             self.volatile = self._subscribe(DurabilityPolicy.VOLATILE,
                                             self._consumer.on_volatile_sample)
-            self._release_timer = self._node.create_timer(self.RELEASE_PERIOD_S,
-                                                          self._release_volatile)
+            self._node.create_timer(self.RELEASE_PERIOD_S, self._release_volatile)
         self._announce_volatile_publishers()
 
     def _announce_volatile_publishers(self) -> None:
@@ -289,13 +287,6 @@ class RosoutSubscriptions:
                 '/rosout publisher of %s is volatile: forwarding it through a volatile '
                 'subscription; what it logs while the bridge is down cannot be recovered',
                 f'{endpoint.node_namespace.rstrip("/")}/{endpoint.node_name}')
-
-    def destroy(self) -> None:
-        if self._release_timer is not None:
-            self._node.destroy_timer(self._release_timer)
-        for subscription in (self.transient_local, self.volatile):
-            if subscription is not None:
-                self._node.destroy_subscription(subscription)
 
 
 __all__ = ['LEVEL_NAMES', 'LEVEL_VALUES', 'RosoutConsumer', 'RosoutRecord', 'RosoutSubscriptions',

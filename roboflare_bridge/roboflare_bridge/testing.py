@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import threading
+import traceback
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import uuid
 
@@ -193,7 +194,14 @@ def wait_future(future: Any, timeout: float) -> Any:
 
 
 class RosHarness:
-    """A test-side rclpy node spun by a SingleThreadedExecutor in a background thread."""
+    """
+    A test-side rclpy node spun by a SingleThreadedExecutor in a background thread.
+
+    Entities are destroyed on the executor's thread (:meth:`destroy`): rclpy's destroy
+    calls race a wait set built in another thread (ros2/rclpy#255, #1206), and a race
+    that raises ends ``spin()``, after which every later test times out. If the executor
+    died or hangs anyway, :meth:`check` says so, with the exception or where it hangs.
+    """
 
     def __init__(self) -> None:
         import rclpy
@@ -203,8 +211,52 @@ class RosHarness:
         self.node = rclpy.create_node('roboflare_test_client', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True, name='rclpy')
+        self.failure: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._spin, daemon=True, name='rclpy')
         self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException, ShutdownException
+        try:
+            self.executor.spin()
+        except (ExternalShutdownException, ShutdownException):
+            pass
+        except BaseException as error:
+            self.failure = error
+            raise
+
+    def check(self, timeout: float = 10.0) -> None:
+        """Raise if the executor has died or hangs: nothing would be received any more."""
+        if self.failure is not None:
+            raise RuntimeError("the test node's executor died") from self.failure
+        try:
+            wait_future(self.executor.create_task(lambda: None), timeout)
+        except TimeoutError:
+            frame = sys._current_frames().get(self._thread.ident)
+            stack = ''.join(traceback.format_stack(frame)) if frame else 'thread gone'
+            raise RuntimeError(f"the test node's executor runs no task; it is at:\n{stack}")
+
+    def destroy(self, *entities: Any, timeout: float = 10.0) -> None:
+        """Destroy subscriptions, clients, services, timers or action clients between two waits."""
+        from rclpy.client import Client
+        from rclpy.service import Service
+        from rclpy.subscription import Subscription
+        from rclpy.timer import Timer
+
+        def destroy_all() -> None:
+            for entity in entities:
+                if isinstance(entity, Subscription):
+                    self.node.destroy_subscription(entity)
+                elif isinstance(entity, Client):
+                    self.node.destroy_client(entity)
+                elif isinstance(entity, Service):
+                    self.node.destroy_service(entity)
+                elif isinstance(entity, Timer):
+                    self.node.destroy_timer(entity)
+                else:  # an action client or server removes itself from the node
+                    entity.destroy()
+        self.check()
+        wait_future(self.executor.create_task(destroy_all), timeout)
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -384,7 +436,7 @@ def diagnostics_values(ros: 'RosHarness', name_part: str, timeout: float = 15,
     try:
         collector.wait_for(match, timeout, f'a diagnostics status named {name_part!r}')
     finally:
-        ros.node.destroy_subscription(subscription)
+        ros.destroy(subscription)
     return found
 
 

@@ -44,6 +44,18 @@ def ros():
 
 
 @pytest.fixture(autouse=True)
+def ros_still_spinning(request):
+    """Fail a test that uses the shared node, and name it, if its executor has died."""
+    if 'ros' not in request.fixturenames:
+        yield
+        return
+    harness = request.getfixturevalue('ros')
+    harness.check()
+    yield
+    harness.check()
+
+
+@pytest.fixture(autouse=True)
 def package_logs_reach_caplog():
     """
     Let the bridge's loggers propagate to the root, where caplog listens.

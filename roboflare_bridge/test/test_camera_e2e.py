@@ -58,7 +58,7 @@ def test_compressed_bytes_are_identical_to_what_the_emulator_sent(ros, camera):
     try:
         messages = collector.count(10, 30)
     finally:
-        ros.node.destroy_subscription(sub)
+        ros.destroy(sub)
     sent = set(emulator.emulator.camera.frames)
     assert all(bytes(m.data) in sent for m in messages)
     assert len({bytes(m.data) for m in messages}) > 1
@@ -79,7 +79,7 @@ def test_decoded_image_matches_a_reference_decode(ros, camera):
                     for m in compressed.wait_for(lambda ms: len(ms) > 10, 30)}
     finally:
         for sub in subs:
-            ros.node.destroy_subscription(sub)
+            ros.destroy(sub)
     matched = [(image, by_stamp[(image.header.stamp.sec, image.header.stamp.nanosec)])
                for image in images if (image.header.stamp.sec, image.header.stamp.nanosec)
                in by_stamp]

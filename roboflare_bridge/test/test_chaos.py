@@ -110,14 +110,14 @@ def test_chaos(ros, tmp_path):
         odom = Collector()
         sub = ros.node.create_subscription(Odometry, '/roboflare/robot_2/odom', odom, 10)
         odom.count(5, 30)
-        ros.node.destroy_subscription(sub)
+        ros.destroy(sub)
 
         # Still answering, and nothing leaked.
         assert wait_future(client.call_async(ListRobots.Request()), 15).success
         assert threads_after <= threads_before + 2, (threads_before, threads_after)
         assert tasks_after <= tasks_before + 2, (tasks_before, tasks_after)
     finally:
-        ros.node.destroy_client(client)
+        ros.destroy(client)
         stop_process(talker)
         code = bridge.stop()
         emulator.close()
@@ -145,7 +145,7 @@ def test_flood_of_echo_frames_leaves_the_bridge_responsive_and_bounded(ros, tmp_
         assert rss_bytes(bridge.proc.pid) - early < 64 << 20  # no backlog builds up
         assert int(later['topic_messages_published']) > 0
     finally:
-        ros.node.destroy_client(client)
+        ros.destroy(client)
         code = bridge.stop()
         emulator.close()
     assert code == 0

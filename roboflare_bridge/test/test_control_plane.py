@@ -163,6 +163,7 @@ class Goals:
     """Deploy / DeployConfig goals against one bridge, recording feedback."""
 
     def __init__(self, ros, bridge, action_type=action.Deploy, name='deploy'):
+        self.ros = ros
         self.client = ActionClient(ros.node, action_type, bridge.name(name))
         assert self.client.wait_for_server(timeout_sec=30), bridge.log()
         self.type = action_type
@@ -182,7 +183,7 @@ class Goals:
         return handle, feedback, got_feedback
 
     def destroy(self):
-        self.client.destroy()
+        self.ros.destroy(self.client)
 
 
 @pytest.fixture

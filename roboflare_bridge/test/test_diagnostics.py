@@ -74,7 +74,7 @@ def test_diagnostics_at_100_hz_while_everything_flows(ros, tmp_path):
         arrays.wait_for(lambda got: sum(map(complete, got)) >= 300, 60, '300 complete arrays')
     finally:
         for subscription in subscriptions:
-            ros.node.destroy_subscription(subscription)
+            ros.destroy(subscription)
         stop_process(talker)
         assert bridge.stop() == 0, bridge.log()[-2000:]
         emulator.close()

@@ -80,7 +80,7 @@ def test_service_call_between_processes(ros, peer):
     assert response.success
     assert [r.id for r in response.robots] == ['rbt_0', 'rbt_1', 'rbt_2']
     assert response.robots[0].last_seen_at.sec == 1_700_000_000
-    ros.node.destroy_client(client)
+    ros.destroy(client)
 
 
 def test_action_goal_feedback_result_and_cancel_between_processes(ros, peer):
@@ -110,4 +110,4 @@ def test_action_goal_feedback_result_and_cancel_between_processes(ros, peer):
     result = wait_future(handle.get_result_async(), 20)
     assert result.status == GoalStatus.STATUS_CANCELED
     assert result.result.error_code == 'cancelled'
-    client.destroy()
+    ros.destroy(client)

@@ -100,7 +100,7 @@ def test_bridge_starts_from_the_shipped_config_as_the_launch_file_does(ros, tmp_
         robot = diagnostics_values(ros, 'robot robot_2', 30,
                                    lambda v: v.get('_message') == 'all streams connected')
         assert robot['namespace'] == '/roboflare/robot_2'
-        ros.node.destroy_client(client)
+        ros.destroy(client)
     finally:
         assert bridge.stop() == 0
         emulator.close()
@@ -115,7 +115,7 @@ def test_diagnostics_have_a_status_per_stream_and_no_secrets(ros, tmp_path):
         arrays = collector.wait_for(
             lambda arrays: any('rbt_0001/camera/ws' in s.name for a in arrays
                                for s in a.status) and len(arrays) >= 3, 30)
-        ros.node.destroy_subscription(sub)
+        ros.destroy(sub)
     finally:
         bridge.stop()
         emulator.close()

@@ -85,8 +85,8 @@ def test_the_launch_file_starts_a_working_bridge(ros):
         assert response.success and {r.id for r in response.robots} >= {'rbt_0001'}
         assert odom.count(3, 30)[-1].header.frame_id == 'robot_1/odom'
     finally:
-        ros.node.destroy_client(client)
-        ros.node.destroy_subscription(subscription)
+        ros.destroy(client)
+        ros.destroy(subscription)
 
 
 class LaunchMessages(logging.Handler):

@@ -176,7 +176,7 @@ def test_remote_records_appear_on_the_local_topic(ros, tmp_path, emulator):
     try:
         messages = collector.count(3, 30)
     finally:
-        ros.node.destroy_subscription(sub)
+        ros.destroy(sub)
         assert bridge.stop() == 0
     levels = {Log.DEBUG, Log.INFO, Log.WARN, Log.ERROR, Log.FATAL}
     for message in messages:
@@ -290,7 +290,7 @@ def test_a_full_disk_under_the_spool(ros, tmp_path, emulator):
             client = ros.node.create_client(ListRobots, bridge.name('list_robots'))
             assert client.wait_for_service(timeout_sec=10)
             assert wait_future(client.call_async(ListRobots.Request()), 10).success
-            ros.node.destroy_client(client)
+            ros.destroy(client)
             dropped = int(values['spool_dropped_records'])
             filler.unlink()
             emulator.faults.ack_mode = 'ack'

@@ -67,8 +67,8 @@ def test_two_robots_mirrored_with_typed_messages_and_prefixed_frames(ros, bridge
         assert last_scan.header.frame_id == 'robot_2/laser' and len(last_scan.ranges) == 360
     finally:
         for _, subscription in subs.values():
-            ros.node.destroy_subscription(subscription)
-        ros.node.destroy_subscription(scan_sub)
+            ros.destroy(subscription)
+        ros.destroy(scan_sub)
     names = dict(ros.node.get_topic_names_and_types())
     assert '/roboflare/robot_1/chatter' in names
     assert not any('battery' in name for name in names)  # deny_topics
@@ -82,7 +82,7 @@ def test_tf_and_late_joining_tf_static_show_both_robots(ros, bridge):
         parents = {t.header.frame_id for m in frames for t in m.transforms}
         assert parents == {'robot_1/odom', 'robot_2/odom'}
     finally:
-        ros.node.destroy_subscription(tf_sub)
+        ros.destroy(tf_sub)
     # Subscribing late (like rviz) still gets every robot's whole static tree.
     latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     static, static_sub = subscribe(ros, TFMessage, '/tf_static', latched)
@@ -92,7 +92,7 @@ def test_tf_and_late_joining_tf_static_show_both_robots(ros, bridge):
         static.wait_for(lambda ms: {t.child_frame_id for m in ms for t in m.transforms}
                         >= expected, 30, 'the static trees')
     finally:
-        ros.node.destroy_subscription(static_sub)
+        ros.destroy(static_sub)
 
 
 def test_reconnect_restores_subscriptions(ros, bridge, emulator):
@@ -108,8 +108,8 @@ def test_reconnect_restores_subscriptions(ros, bridge, emulator):
         stats = emulator.control('GET', '/_emulator/stats')['streams']
         assert '/odom' in stats['rbt_0001/ros/topics/echo']['subscriptions']
     finally:
-        ros.node.destroy_subscription(sub)
-        ros.node.destroy_subscription(odom_sub)
+        ros.destroy(sub)
+        ros.destroy(odom_sub)
 
 
 def test_malformed_frames_are_dropped_while_good_ones_flow(ros, bridge, emulator):
@@ -126,5 +126,5 @@ def test_malformed_frames_are_dropped_while_good_ones_flow(ros, bridge, emulator
         seen = len(odom.messages)
         odom.count(seen + 5, 30)
     finally:
-        ros.node.destroy_subscription(sub)
+        ros.destroy(sub)
     assert 'dropped' in bridge.log() and 'exotic_msgs/msg/T' in bridge.log()

@@ -123,7 +123,7 @@ def test_the_bridge_mirrors_and_forwards_with_every_fast_path_off(ros, tmp_path)
         assert forwarded(emulator) == [f'record {i}' for i in range(50)]
     finally:
         for subscription in subscriptions:
-            ros.node.destroy_subscription(subscription)
+            ros.destroy(subscription)
         assert bridge.stop() == 0, bridge.log()[-2000:]
         emulator.close()
     assert 'take_queued off (public API)' in bridge.log()
