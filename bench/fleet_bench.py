@@ -181,7 +181,7 @@ def mirrored_topics(kind: str, names: List[str]) -> List[Tuple[str, str]]:
     namespaces = [f'/roboflare/{ros_name(name)}' for name in names]
     if kind == 'echo':
         topics = [(ns + spec.name, spec.type) for ns in namespaces for spec in TOPICS
-                  if spec.name not in ('/tf', '/tf_static')]
+                  if spec.name != '/tf' and not spec.latched]
         return topics + [('/tf', 'tf2_msgs/msg/TFMessage')]
     suffix = '/camera/image_raw/compressed' if kind == 'compressed' else '/camera/image_raw'
     kind_type = ('sensor_msgs/msg/CompressedImage' if kind == 'compressed'

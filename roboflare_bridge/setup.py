@@ -39,6 +39,7 @@ setup(
         'console_scripts': [
             'bridge = roboflare_bridge.bridge_node:main',
             'emulator = roboflare_bridge.emulator.__main__:main',
+            'rviz_config = roboflare_bridge.rviz_config:main',
         ],
     },
 )

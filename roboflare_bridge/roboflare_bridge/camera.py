@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -257,7 +257,8 @@ class CameraMirror:
     def stream_spec(self) -> StreamSpec:
         # JPEGs do not compress; a short queue keeps memory bounded when behind.
         return StreamSpec(CAMERA_STREAM, self.on_frame, options={
-            'compression': False, 'max_frame_bytes': self._max_frame_bytes, 'max_queue': 2})
+            'compression': False, 'max_frame_bytes': self._max_frame_bytes,
+            'frame_limit_name': 'camera_max_frame_bytes', 'max_queue': 2})
 
     def diagnostic_values(self) -> Dict[str, Any]:
         stats = self.stats
@@ -270,6 +271,9 @@ class CameraMirror:
         values.update({f'camera_drops.{reason}': count
                        for reason, count in self.drops.snapshot().items()})
         return values
+
+    def warnings(self) -> List[str]:
+        return []  # a bad or oversized frame is dropped alone: counted, not a user's task
 
     def stop(self) -> None:
         pass  # the shared DecodeWorker is stopped by the fleet

@@ -25,7 +25,7 @@ and upstream.py (log forwarding) build capabilities and run their streams.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, Optional, Protocol
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol
 
 from .credentials import Token
 from .streams import Frame, StreamClient
@@ -50,6 +50,9 @@ class Capability(Protocol):
 
     def diagnostic_values(self) -> Dict[str, Any]:
         """Return its counters for /diagnostics (executor thread: no iteration of live state)."""
+
+    def warnings(self) -> List[str]:
+        """Return what a user must act on (the robot's status is WARN while there are any)."""
 
     def stop(self) -> None:
         """Release what it holds (asyncio loop, after its stream stopped)."""

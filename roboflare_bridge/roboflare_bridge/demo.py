@@ -14,10 +14,12 @@
 """
 ``make demo``: the emulator, the bridge against it, and a live view of what flows.
 
-Starts the emulator (two simulated robots) and the bridge as separate processes, then shows,
-refreshed in place: each robot's mirrored topics with their rates, its camera's fps and
-resolution, this machine's logs forwarded upstream and acknowledged, and a deployment run
-through the bridge's ``~/deploy`` action. Saves one decoded camera frame as a PNG.
+Starts the emulator (three simulated robots) and the bridge as separate processes, then
+shows, refreshed in place: each robot's mirrored topics with their rates, its camera's fps
+and resolution, this machine's logs forwarded upstream and acknowledged, and a deployment
+run through the bridge's ``~/deploy`` action. Saves one decoded camera frame as a PNG, and
+keeps a top-down picture of the fleet (maps, poses, footprints, scans) up to date in
+``fleet_top_down.png``, drawn from the mirrored topics as rviz would show them.
 
     python -m roboflare_bridge.demo [--duration SECONDS] [--output DIR]
 """
@@ -29,14 +31,12 @@ from collections import defaultdict, deque
 import os
 from pathlib import Path
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional
-import zlib
+from typing import Any, Deque, Dict, List, Optional, Set
 
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
@@ -44,37 +44,35 @@ import rclpy
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from nav_msgs.msg import OccupancyGrid
+import numpy as np
+from rclpy.qos import (
+    DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy,
+)
 from rclpy.signals import SignalHandlerOptions
 from roboflare_interfaces.action import Deploy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, LaserScan
+from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
 
 from .codec import message_class, UnknownType
+from .fleet_view import draw, FleetView
 from .testing import executable
 
-ROBOTS = ('rbt_0001', 'rbt_0002')
+ROBOTS = ('rbt_0001', 'rbt_0002', 'rbt_0003')
+NAMES = tuple(f'robot_{i}' for i in range(1, len(ROBOTS) + 1))  # the emulator's, ROS-safe
 BRIDGE = '/roboflare_demo/roboflare_bridge'
+FLEET_FRAME = 'roboflare_fleet'
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                     reliability=ReliabilityPolicy.RELIABLE)
 
 
 def write_png(path: Path, image: Image) -> None:
-    """Write a bgr8 Image as an RGB PNG (zlib only: no imaging library needed)."""
-    width, height = image.width, image.height
-    data = bytes(image.data)
-    rows = b''.join(b'\x00' + bytes(_bgr_to_rgb(data[y * image.step:y * image.step + width * 3]))
-                    for y in range(height))
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return (struct.pack('>I', len(payload)) + kind + payload
-                + struct.pack('>I', zlib.crc32(kind + payload) & 0xFFFFFFFF))
-    path.write_bytes(b'\x89PNG\r\n\x1a\n'
-                     + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0))
-                     + chunk(b'IDAT', zlib.compress(rows, 6)) + chunk(b'IEND', b''))
-
-
-def _bgr_to_rgb(row: bytes) -> bytearray:
-    out = bytearray(row)
-    out[0::3], out[2::3] = row[2::3], row[0::3]
-    return out
+    """Write a bgr8 Image as an RGB PNG."""
+    from matplotlib import image as matplotlib_image
+    rows = np.frombuffer(bytes(image.data), np.uint8).reshape(image.height, image.step)
+    bgr = rows[:, :image.width * 3].reshape(image.height, image.width, 3)
+    matplotlib_image.imsave(path, np.ascontiguousarray(bgr[..., ::-1]))
 
 
 class Rates:
@@ -83,6 +81,7 @@ class Rates:
     def __init__(self, window_s: float = 2.0) -> None:
         self.window_s = window_s
         self._times: Dict[str, Deque[float]] = defaultdict(deque)
+        self._counts: Dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
 
     def tick(self, topic: str) -> None:
@@ -90,8 +89,13 @@ class Rates:
         with self._lock:
             times = self._times[topic]
             times.append(now)
+            self._counts[topic] += 1
             while times and now - times[0] > self.window_s:
                 times.popleft()
+
+    def count(self, topic: str) -> int:
+        with self._lock:
+            return self._counts[topic]
 
     def rate(self, topic: str) -> float:
         now = time.monotonic()
@@ -108,10 +112,14 @@ class DemoViewer(Node):
         self.output = output
         self.rates = Rates()
         self.subscribed: Dict[str, Any] = {}
+        self.latched: Set[str] = set()
         self.diagnostics: Dict[str, Dict[str, str]] = {}
         self.deploy_line = 'waiting for the bridge'
         self.saved_image: Optional[Path] = None
+        self.top_down: Optional[Path] = None
         self.heartbeats = 0
+        self.fleet = FleetView(FLEET_FRAME)
+        self._watch_fleet()
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self._image_sub = self.create_subscription(
             Image, '/roboflare/robot_1/camera/image_raw', self._on_image, 2)
@@ -119,6 +127,28 @@ class DemoViewer(Node):
         self.create_timer(0.5, self._heartbeat)
         self._deploy = ActionClient(self, Deploy, f'{BRIDGE}/deploy')
         self._deploy_started = False
+
+    def _watch_fleet(self) -> None:
+        """Subscribe to what the top-down picture shows, as rviz's displays would."""
+        self.create_subscription(TFMessage, '/tf', self.fleet.on_tf, 100)
+        self.create_subscription(TFMessage, '/tf_static', self.fleet.on_tf, LATCHED)
+        for name in NAMES:
+            self.fleet.add_robot(name, f'{name}/')
+            namespace = f'/roboflare/{name}'
+            self.create_subscription(OccupancyGrid, f'{namespace}/map',
+                                     lambda m, n=name: self.fleet.on_map(n, m), LATCHED)
+            self.create_subscription(String, f'{namespace}/robot_description',
+                                     lambda m, n=name: self.fleet.on_description(n, m.data),
+                                     LATCHED)
+            self.create_subscription(LaserScan, f'{namespace}/scan',
+                                     lambda m, n=name: self.fleet.on_scan(n, m),
+                                     qos_profile_sensor_data)
+
+    def save_top_down(self) -> Path:
+        path = self.output / 'fleet_top_down.png'
+        self.output.mkdir(parents=True, exist_ok=True)
+        draw(self.fleet.snapshot(), path, f'{len(NAMES)} mirrored robots under {FLEET_FRAME}')
+        return path
 
     def _discover(self) -> None:
         for topic, types in self.get_topic_names_and_types():
@@ -129,8 +159,14 @@ class DemoViewer(Node):
                 cls = message_class(types[0])
             except UnknownType:
                 continue
+            # A latched topic has one message, long ago: only a transient-local reader gets it.
+            latched = any(endpoint.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                          for endpoint in self.get_publishers_info_by_topic(topic))
+            if latched:
+                self.latched.add(topic)
             self.subscribed[topic] = self.create_subscription(
-                cls, topic, lambda _, t=topic: self.rates.tick(t), qos_profile_sensor_data)
+                cls, topic, lambda _, t=topic: self.rates.tick(t),
+                LATCHED if latched else qos_profile_sensor_data)
         if not self._deploy_started and self._deploy.server_is_ready():
             self._deploy_started = True
             self._start_deploy()
@@ -189,14 +225,16 @@ def render(viewer: DemoViewer, started: float, emulator_url: str) -> str:
     control = viewer.diagnostics.get('control plane', {})
     lines.append(f'control plane: org {control.get("org_id", "?")}, '
                  f'{control.get("requests", 0)} requests, {control.get("retries", 0)} retries')
-    for index, robot_id in enumerate(ROBOTS, start=1):
-        name = f'robot_{index}'
+    for name, robot_id in zip(NAMES, ROBOTS):
         diag = viewer.diagnostics.get(f'robot {name}', {})
         lines += ['', f'{name} ({robot_id}) under /roboflare/{name}: '
                   f'{diag.get("_message", "connecting")}']
         topics = sorted(t for t in viewer.subscribed if t.startswith(f'/roboflare/{name}/'))
         for topic in topics:
-            lines.append(f'   {topic[len(name) + 11:]:<32} {viewer.rates.rate(topic):6.1f} msg/s')
+            rate = f'{viewer.rates.rate(topic):6.1f} msg/s'
+            if topic in viewer.latched and not viewer.rates.rate(topic):  # e.g. a map
+                rate = 'latched, ' + ('received' if viewer.rates.count(topic) else 'waiting')
+            lines.append(f'   {topic[len(name) + 11:]:<32} {rate}')
         lines.append(f'   camera: {float(diag.get("camera_fps", 0)):.1f} fps at '
                      f'{diag.get("camera_resolution", "?")}, '
                      f'{float(diag.get("camera_bytes_per_s", 0)) / 1000:.0f} kB/s, '
@@ -210,11 +248,14 @@ def render(viewer: DemoViewer, started: float, emulator_url: str) -> str:
               f'deployment (~/deploy action): {viewer.deploy_line}']
     if viewer.saved_image is not None:
         lines.append(f'camera frame saved: {viewer.saved_image}')
+    if viewer.top_down is not None:
+        lines.append(f'top-down view of the fleet: {viewer.top_down}')
     return '\n'.join(lines)
 
 
 def start_processes(workdir: Path, params_file: Path) -> tuple:
-    emulator = subprocess.Popen([executable('emulator'), '--port', '0', '--robots', '2',
+    emulator = subprocess.Popen([executable('emulator'), '--port', '0',
+                                 '--robots', str(len(ROBOTS)),
                                  '--camera-size', '640x480', '--camera-fps', '15',
                                  '--deploy-duration', '8'],
                                 stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -251,6 +292,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--output', type=Path, default=Path('demo-output'))
     args = parser.parse_args(argv)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    # A PyPI venv is its own ROS prefix; a sourced ROS install has set this already.
+    os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
     workdir = Path(tempfile.mkdtemp(prefix='roboflare-demo-'))
     print('starting the emulator and the bridge ...', flush=True)
     emulator, bridge, url = start_processes(workdir, find_params_file())
@@ -263,13 +306,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     executor.add_node(viewer)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    started = time.monotonic()
+    started = drawn = time.monotonic()
     interactive = sys.stdout.isatty()
     try:
         while not stop.wait(1.0):
             view = render(viewer, started, url)
             print('\033[H\033[2J' + view if interactive else view + '\n' + '-' * 60,
                   flush=True)
+            if time.monotonic() - drawn >= 2.0:  # drawing takes a few hundred ms
+                viewer.top_down, drawn = viewer.save_top_down(), time.monotonic()
             if args.duration and time.monotonic() - started >= args.duration:
                 break
             if bridge.poll() is not None:
@@ -290,6 +335,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'\nstopped. bridge log: {workdir / "bridge.log"}')
     if viewer.saved_image is not None:
         print(f'a decoded camera frame of robot_1 is in {viewer.saved_image}')
+    if viewer.top_down is not None:
+        print(f'the fleet seen from above is in {viewer.top_down}')
     return 0
 
 

@@ -75,6 +75,9 @@ def robot_statuses(robot: Any) -> List[DiagnosticStatus]:
     streams = [stream_status(stream) for stream in robot.streams]
     level = max((s.level for s in streams), default=OK)
     message = 'all streams connected' if level == OK else 'some streams are not connected'
+    warnings = [text for capability in robot.capabilities for text in capability.warnings()]
+    if warnings:
+        level, message = max(level, WARN), '; '.join([message] + warnings)
     return [status(f'robot {robot.robot.ros_name}', level, message, values)] + streams
 
 

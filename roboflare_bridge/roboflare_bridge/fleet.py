@@ -111,8 +111,8 @@ class Fleet:
         config, create_publisher = self._config, self._node.create_publisher
         capabilities: List[Capability] = [TopicMirror(
             robot.ros_name, robot.namespace, robot.frame_prefix, create_publisher,
-            config.topics, config.deny_topics, config.qos_overrides, config.topic_throttle,
-            config.fleet_frame)]
+            config.topics, config.deny_topics, config.qos_rules(), config.topic_throttle,
+            config.fleet_frame, config.echo_max_frame_bytes)]
         if config.camera:
             capabilities.append(CameraMirror(
                 robot.ros_name, robot.namespace, robot.frame_prefix + config.camera_frame_id,

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import Log
@@ -71,6 +71,9 @@ class LogMirror:
 
     def diagnostic_values(self) -> Dict[str, Any]:
         return {'remote_logs_published': self.published, 'remote_logs_drops': self.drops.total}
+
+    def warnings(self) -> List[str]:
+        return []
 
     def stop(self) -> None:
         pass  # its publisher lives as long as the node

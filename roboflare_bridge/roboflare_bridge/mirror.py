@@ -18,8 +18,9 @@ On every (re)connection the mirror lists the remote topics and subscribes to tho
 ``topics`` and ``deny_topics`` globs select. Each message frame is decoded by the codec
 (with the robot's frame prefix applied to header frame ids, ``child_frame_id`` and TF
 transforms) and published under the robot's namespace; remote ``/tf`` and ``/tf_static``
-go to the global topics so one rviz sees every robot. A bad frame is dropped and counted,
-an unknown type is warned about once: nothing else stops.
+go to the global topics so one rviz sees every robot. Latched topics are published
+transient-local (topic_qos). A bad frame is dropped and counted, an unknown type is warned
+about once, a frame over ``echo_max_frame_bytes`` is refused by topic: nothing else stops.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import asyncio
 import copy
 from dataclasses import dataclass
 import logging
-from typing import Any, Callable, Dict, Optional, Set, Tuple
+import re
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from rclpy.qos import (
     DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
@@ -41,27 +43,34 @@ from .frames import (
     ECHO_STREAM, EchoMessage, EchoStatus, EchoTopics, FrameError, LIST_TOPICS_OP,
     parse_echo_frame, subscribe_op,
 )
-from .params import topic_selected
+from .globs import topic_selected
+from .topic_qos import QosRules, TF_TOPIC, TopicQos
 
 _log = logging.getLogger(__name__)
 
-TF_TOPIC = '/tf'
 TF_STATIC_TOPIC = '/tf_static'
+# Frames up to this many times echo_max_frame_bytes are read and refused by topic; a larger
+# one makes the WebSocket library close the connection before reading it (bounded memory).
+TRANSPORT_LIMIT_FACTOR = 2
+_TOPIC_FIELD = re.compile(r'"topic"\s*:\s*"((?:[^"\\]|\\.){0,200})"')
 
 PublisherFactory = Callable[[type, str, QoSProfile], Any]  # Node.create_publisher
 
 
-def topic_qos(remote_topic: str, overrides: Dict[str, str]) -> QoSProfile:
-    """Return the local QoS of a mirrored topic (reliable unless overridden)."""
-    if remote_topic == TF_STATIC_TOPIC:
-        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                          durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                          history=HistoryPolicy.KEEP_LAST)
-    # Reliable serves reliable and best-effort subscribers alike.
-    reliability = (ReliabilityPolicy.BEST_EFFORT if overrides.get(remote_topic) == 'best_effort'
-                   else ReliabilityPolicy.RELIABLE)
-    return QoSProfile(depth=100 if remote_topic == TF_TOPIC else 10, reliability=reliability,
-                      history=HistoryPolicy.KEEP_LAST)
+def qos_profile(qos: TopicQos) -> QoSProfile:
+    """Return the rclpy profile of a mirrored topic's publisher."""
+    return QoSProfile(
+        depth=qos.depth, history=HistoryPolicy.KEEP_LAST,
+        reliability=(ReliabilityPolicy.BEST_EFFORT if qos.reliability == 'best_effort'
+                     else ReliabilityPolicy.RELIABLE),
+        durability=(DurabilityPolicy.TRANSIENT_LOCAL if qos.durability == 'transient_local'
+                    else DurabilityPolicy.VOLATILE))
+
+
+def frame_topic(frame: str) -> str:
+    """Return the topic an echo frame names, read from its ends only (it may be huge)."""
+    match = _TOPIC_FIELD.search(frame[:1024]) or _TOPIC_FIELD.search(frame[-1024:])
+    return match.group(1) if match else '(unknown topic)'
 
 
 @dataclass
@@ -83,8 +92,9 @@ class TopicMirror:
 
     def __init__(self, robot_label: str, namespace: str, frame_prefix: str,
                  publisher_factory: PublisherFactory, allow: Tuple[str, ...] = ('/**',),
-                 deny: Tuple[str, ...] = (), qos_overrides: Optional[Dict[str, str]] = None,
-                 throttle_ms: Optional[Dict[str, int]] = None, fleet_frame: str = '') -> None:
+                 deny: Tuple[str, ...] = (), qos_rules: QosRules = QosRules(),
+                 throttle_ms: Optional[Dict[str, int]] = None, fleet_frame: str = '',
+                 max_frame_bytes: int = 16 << 20) -> None:
         self.namespace = namespace.rstrip('/')
         self.codec = Codec(frame_prefix)
         self.stats = TopicStats()
@@ -92,7 +102,9 @@ class TopicMirror:
         self.topic_rates: Dict[str, int] = {}
         self._make_publisher = publisher_factory
         self._allow, self._deny = allow, deny
-        self._qos_overrides = qos_overrides or {}
+        self._qos_rules = qos_rules
+        self._max_frame_bytes = max_frame_bytes
+        self.oversized: Dict[str, int] = {}  # topic -> size of its last refused frame
         self._throttle_ms = throttle_ms or {}
         self._publishers: Dict[str, Tuple[str, Any]] = {}  # remote topic -> (type, publisher)
         self._unknown_types: Set[str] = set()
@@ -106,7 +118,9 @@ class TopicMirror:
         self._selection: Dict[str, bool] = {}
 
     def stream_spec(self) -> StreamSpec:
-        return StreamSpec(ECHO_STREAM, self.on_frame, on_connect=self.on_connect)
+        return StreamSpec(ECHO_STREAM, self.on_frame, on_connect=self.on_connect, options={
+            'max_frame_bytes': self._max_frame_bytes * TRANSPORT_LIMIT_FACTOR,
+            'frame_limit_name': f'{TRANSPORT_LIMIT_FACTOR} x echo_max_frame_bytes'})
 
     def diagnostic_values(self) -> Dict[str, Any]:
         values: Dict[str, Any] = {
@@ -114,7 +128,14 @@ class TopicMirror:
             'topic_messages_published': self.stats.published, 'topic_drops': self.drops.total}
         values.update({f'topic_drops.{reason}': count
                        for reason, count in self.drops.snapshot().items()})
+        values.update({f'oversized_frame_bytes.{topic}': size
+                       for topic, size in dict(self.oversized).items()})
         return values
+
+    def warnings(self) -> List[str]:
+        return [f'{topic} not mirrored: its {size} byte frames exceed echo_max_frame_bytes '
+                f'({self._max_frame_bytes}); raise it to mirror them'
+                for topic, size in sorted(dict(self.oversized).items())]
 
     def stop(self) -> None:
         for task in list(self._sends):
@@ -134,6 +155,9 @@ class TopicMirror:
 
     def on_frame(self, frame: Any) -> None:
         self.stats.frames += 1
+        if len(frame) > self._max_frame_bytes and isinstance(frame, str):
+            self._refuse_oversized(frame)
+            return
         try:
             parsed = parse_echo_frame(frame)
         except FrameError as exc:
@@ -146,6 +170,15 @@ class TopicMirror:
         elif isinstance(parsed, EchoStatus):
             _log.warning('%s: remote %s on %s: %s', self.namespace, parsed.level,
                          parsed.topic or 'stream', parsed.msg[:200])
+
+    def _refuse_oversized(self, frame: str) -> None:
+        topic = frame_topic(frame)
+        if topic not in self.oversized:
+            _log.warning('%s: a %d byte frame of %s exceeds echo_max_frame_bytes (%d): the '
+                         'topic is not mirrored until the parameter is raised', self.namespace,
+                         len(frame), topic, self._max_frame_bytes)
+        self.oversized[topic] = len(frame)
+        self.drops.count('oversized frame')
 
     def _on_topics(self, listing: EchoTopics) -> None:
         wanted = []
@@ -214,7 +247,7 @@ class TopicMirror:
             return entry[1]
         try:
             publisher = self._make_publisher(cls, self.local_name(topic),
-                                             topic_qos(topic, self._qos_overrides))
+                                             qos_profile(self._qos_rules.for_topic(topic)))
         except Exception as exc:  # noqa: BLE001 - e.g. a remote name invalid locally
             self.drops.drop('cannot publish', f'{topic}: {exc}')
             return None

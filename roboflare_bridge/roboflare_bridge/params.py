@@ -20,14 +20,14 @@ A wrong value is refused at start-up with a message that names the parameter.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import re
-from typing import Any, Dict, List, Pattern, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
 
 from .frames import LOG_LEVELS
+from .topic_qos import parse_qos_overrides, QosRules
 
 
 class ParameterError(ValueError):
@@ -64,8 +64,14 @@ class BridgeConfig:
     diagnostics_period_s: float = 1.0
     stream_ping_interval_s: float = 10.0
     stream_ping_timeout_s: float = 10.0
-    qos_overrides: Dict[str, str] = field(default_factory=dict)
+    transient_local_topics: Tuple[str, ...] = ()
+    qos_overrides: Tuple[Tuple[str, str], ...] = ()
     topic_throttle: Dict[str, int] = field(default_factory=dict)
+    echo_max_frame_bytes: int = 16 << 20
+
+    def qos_rules(self) -> QosRules:
+        """Return the local QoS rules of mirrored topics."""
+        return QosRules(self.transient_local_topics, self.qos_overrides)
 
 
 DESCRIPTIONS = {
@@ -97,12 +103,18 @@ DESCRIPTIONS = {
     'diagnostics_period_s': 'period of /diagnostics',
     'stream_ping_interval_s': 'WebSocket ping period (detects half-open connections)',
     'stream_ping_timeout_s': 'a stream without a pong for this long is reconnected',
-    'qos_overrides': 'per-topic QoS: "<topic>=best_effort" entries (default reliable)',
+    'transient_local_topics': 'remote topics mirrored transient-local, depth 1, for late '
+                              'subscribers (globs); /tf_static, /map, /robot_description '
+                              'always are',
+    'qos_overrides': 'per-topic QoS: "<topic>=best_effort|reliable|transient_local|volatile" '
+                     'entries (globs; later entries win)',
     'topic_throttle': 'per-topic minimum period: "<remote topic>=<milliseconds>" entries',
+    'echo_max_frame_bytes': 'largest topic echo frame mirrored; a larger one is refused '
+                            '(counted, named in diagnostics) and the stream goes on',
 }
 
 _ARRAYS = {'robots', 'topics', 'deny_topics', 'log_ignore_nodes', 'qos_overrides',
-           'topic_throttle'}
+           'topic_throttle', 'transient_local_topics'}
 # Seconds may be written 5 or 5.0: accept both (a static DOUBLE would refuse 5).
 _SECONDS = {'request_timeout_s', 'deploy_poll_interval_s', 'diagnostics_period_s',
             'stream_ping_interval_s', 'stream_ping_timeout_s', 'log_ack_timeout_s'}
@@ -141,7 +153,10 @@ def build_config(values: Dict[str, Any]) -> BridgeConfig:
             out[name] = float(value)
         else:
             out[name] = getattr(defaults, name) if value is None else value
-    out['qos_overrides'] = _qos_overrides(out['qos_overrides'])
+    try:
+        out['qos_overrides'] = parse_qos_overrides(out['qos_overrides'])
+    except ValueError as exc:
+        raise ParameterError(f"parameter 'qos_overrides': {exc}") from None
     out['topic_throttle'] = _topic_throttle(out['topic_throttle'])
     config = BridgeConfig(**out)
     _validate(config)
@@ -157,17 +172,6 @@ def _string_list(name: str, value: Any, default: Any) -> Any:
         raise ParameterError(f'parameter {name!r} must be a list of strings, got {value!r}')
     # Params files cannot hold an empty list, so [''] stands for "none".
     return tuple(v.strip() for v in value if v.strip())
-
-
-def _qos_overrides(entries: Sequence[str]) -> Dict[str, str]:
-    overrides = {}
-    for entry in entries:
-        topic, sep, policy = entry.partition('=')
-        if not sep or policy.strip() not in ('reliable', 'best_effort'):
-            raise ParameterError(f"parameter 'qos_overrides': {entry!r} is not "
-                                 '"<topic>=reliable" or "<topic>=best_effort"')
-        overrides[topic.strip()] = policy.strip()
-    return overrides
 
 
 def _topic_throttle(entries: Sequence[str]) -> Dict[str, int]:
@@ -202,9 +206,10 @@ def _validate(config: BridgeConfig) -> None:
             fail(name, 'must be a number > 0')
     if not isinstance(config.spool_max_bytes, int) or config.spool_max_bytes < 64 << 10:
         fail('spool_max_bytes', 'must be an integer >= 65536')
-    if (not isinstance(config.camera_max_frame_bytes, int)
-            or not 1024 <= config.camera_max_frame_bytes <= 1 << 30):
-        fail('camera_max_frame_bytes', 'must be an integer between 1024 and 2^30')
+    for name in ('camera_max_frame_bytes', 'echo_max_frame_bytes'):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1024 <= value <= 1 << 30:
+            fail(name, 'must be an integer between 1024 and 2^30')
     if config.log_min_level not in LOG_LEVELS:
         fail('log_min_level', f'must be one of {", ".join(LOG_LEVELS)}')
     if config.forward_logs and not config.robot_id:
@@ -218,48 +223,12 @@ def _validate(config: BridgeConfig) -> None:
         fail('namespace_format', 'must contain {robot} so robots do not collide')
     if not config.namespace_format.startswith('/'):
         fail('namespace_format', 'must be absolute (start with /)')
-    for name in ('topics', 'deny_topics'):
+    for name in ('topics', 'deny_topics', 'transient_local_topics'):
         for pattern in getattr(config, name):
             if not pattern.startswith('/'):
                 fail(name, f'holds {pattern!r}, which is not an absolute topic glob')
     if len(set(config.robots)) != len(config.robots):
         fail('robots', 'lists a robot twice')
-
-
-def topic_selected(topic: str, allow: Sequence[str], deny: Sequence[str]) -> bool:
-    """Return True if topic matches an allow glob and no deny glob."""
-    return (any(glob_match(topic, p) for p in allow)
-            and not any(glob_match(topic, p) for p in deny))
-
-
-def glob_match(topic: str, pattern: str) -> bool:
-    """Match a topic name: * stays within one name level, ** crosses levels."""
-    return _compiled(pattern).fullmatch(topic) is not None
-
-
-_GLOB_CACHE: Dict[str, Pattern[str]] = {}
-
-
-def _compiled(pattern: str) -> Pattern[str]:
-    regex = _GLOB_CACHE.get(pattern)
-    if regex is None:
-        parts: List[str] = []
-        i = 0
-        while i < len(pattern):
-            if pattern.startswith('**', i):
-                parts.append('.*')
-                i += 2
-            elif pattern[i] == '*':
-                parts.append('[^/]*')
-                i += 1
-            elif pattern[i] == '?':
-                parts.append('[^/]')
-                i += 1
-            else:
-                parts.append(re.escape(pattern[i]))
-                i += 1
-        regex = _GLOB_CACHE[pattern] = re.compile(''.join(parts))
-    return regex
 
 
 def ros_name(robot_name: str) -> str:
@@ -271,5 +240,4 @@ def ros_name(robot_name: str) -> str:
     return name
 
 
-__all__ = ['BridgeConfig', 'ParameterError', 'declare_and_read', 'build_config',
-           'topic_selected', 'glob_match', 'ros_name']
+__all__ = ['BridgeConfig', 'ParameterError', 'declare_and_read', 'build_config', 'ros_name']

@@ -116,7 +116,8 @@ class StreamClient:
                  on_frame: Callable[[Frame], None],
                  on_connect: Optional[Callable[['StreamClient'], Awaitable[None]]] = None,
                  on_disconnect: Optional[Callable[['StreamClient'], None]] = None,
-                 max_frame_bytes: int = 16 << 20, max_queue: int = 16, compression: bool = True,
+                 max_frame_bytes: int = 16 << 20, frame_limit_name: str = 'max_frame_bytes',
+                 max_queue: int = 16, compression: bool = True,
                  backoff: Optional[Backoff] = None, healthy_after_s: float = 10.0,
                  open_timeout_s: float = 10.0, ping_interval_s: float = 10.0,
                  ping_timeout_s: float = 10.0, close_timeout_s: float = 2.0) -> None:
@@ -130,6 +131,7 @@ class StreamClient:
         self._on_disconnect = on_disconnect
         self._backoff = backoff or retry_backoff()
         self._healthy_after_s = healthy_after_s
+        self._frame_limit = f'{frame_limit_name} ({max_frame_bytes} bytes)'
         self._ws_logger = logging.getLogger(f'{__name__}.ws')
         self._ws_logger.addFilter(_ScrubToken(token))
         self._connect_kwargs: Dict[str, Any] = {
@@ -165,7 +167,7 @@ class StreamClient:
             except ConnectionClosed as exc:
                 if _close_code(exc) == 1009:  # we closed it: a frame over max_frame_bytes
                     self.stats.drops += 1
-                    self._record_error('a frame exceeded max_frame_bytes; reconnecting')
+                    self._record_error(f'a frame exceeded {self._frame_limit}; reconnecting')
                 else:
                     self._record_error(f'connection closed: {self._token.scrub(str(exc))}')
             except (OSError, asyncio.TimeoutError) as exc:

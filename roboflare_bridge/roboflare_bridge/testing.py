@@ -316,7 +316,7 @@ def executable(name: str) -> str:
         installed = Path(get_package_prefix('roboflare_bridge')) / 'lib' / 'roboflare_bridge'
         if (installed / name).exists():
             return str(installed / name)
-    except PackageNotFoundError:
+    except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
         pass
     beside = Path(sys.executable).parent / name
     if beside.exists():

@@ -148,8 +148,11 @@ def test_wrong_parameter_value_is_refused_naming_it(tmp_path, override, name):
 
 
 def test_demo_runs_and_shows_everything(tmp_path):
+    env = ros_subprocess_env()
+    if env.get('AMENT_PREFIX_PATH') == sys.prefix:
+        del env['AMENT_PREFIX_PATH']  # as `make demo` runs it in a PyPI venv
     result = subprocess.run([sys.executable, '-m', 'roboflare_bridge.demo', '--duration', '16',
-                             '--output', str(tmp_path)], env=ros_subprocess_env(),
+                             '--output', str(tmp_path)], env=env,
                             capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     view = result.stdout.split('-' * 60)[-2]
@@ -158,6 +161,9 @@ def test_demo_runs_and_shows_everything(tmp_path):
         assert expected in view, view
     png = (tmp_path / 'robot_1_camera.png').read_bytes()
     assert png.startswith(b'\x89PNG') and len(png) > 10_000
+    assert 'top-down view of the fleet' in view
+    picture = (tmp_path / 'fleet_top_down.png').read_bytes()
+    assert picture.startswith(b'\x89PNG') and len(picture) > 10_000
 
 
 @pytest.mark.parametrize('arguments,expected', [

@@ -19,15 +19,17 @@ import json
 import pytest
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from roboflare_bridge.emulator.sim import SimRobot
-from roboflare_bridge.mirror import TopicMirror
+from roboflare_bridge.mirror import frame_topic, TopicMirror
 from roboflare_bridge.testing import fake_publishers, FakeStream
+from roboflare_bridge.topic_qos import QosRules
 
 
 @pytest.fixture
 def mirror():
     factory, publishers = fake_publishers()
+    rules = QosRules(transient_local=('/costmap',), overrides=(('/scan', 'best_effort'),))
     m = TopicMirror('robot_1', '/roboflare/robot_1', 'robot_1/', factory,
-                    allow=('/**',), deny=('/secret/**',), qos_overrides={'/scan': 'best_effort'},
+                    allow=('/**',), deny=('/secret/**',), qos_rules=rules,
                     throttle_ms={'/scan': 200}, fleet_frame='fleet')
     m.publishers = publishers
     return m
@@ -131,3 +133,47 @@ def test_unknown_type_is_warned_once_and_counted(mirror, caplog):
     assert len(warnings) == 1 and mirror.drops.snapshot()['unknown type'] == 5
     mirror.on_frame(echo('/chatter', 'std_msgs/msg/String', {'data': 'still here'}))
     assert mirror.publishers['/roboflare/robot_1/chatter'].messages[0].data == 'still here'
+
+
+def test_latched_topics_are_published_transient_local_with_their_frames_prefixed(mirror):
+    grid = {'header': {'stamp': {'sec': 5, 'nanosec': 0}, 'frame_id': 'map'},
+            'info': {'resolution': 0.5, 'width': 2, 'height': 2}, 'data': [0, 100, -1, 0]}
+    mirror.on_frame(echo('/map', 'nav_msgs/msg/OccupancyGrid', grid))
+    mirror.on_frame(echo('/costmap', 'nav_msgs/msg/OccupancyGrid', grid))
+    mirror.on_frame(echo('/robot_description', 'std_msgs/msg/String', {'data': '<robot/>'}))
+    for topic in ('map', 'costmap', 'robot_description'):
+        qos = mirror.publishers[f'/roboflare/robot_1/{topic}'].qos
+        assert (qos.durability, qos.depth) == (DurabilityPolicy.TRANSIENT_LOCAL, 1), topic
+    [occupancy] = mirror.publishers['/roboflare/robot_1/map'].messages
+    assert occupancy.header.frame_id == 'robot_1/map' and list(occupancy.data) == [0, 100, -1, 0]
+    [description] = mirror.publishers['/roboflare/robot_1/robot_description'].messages
+    assert description.data == '<robot/>'  # the URDF as is: rviz's TF Prefix does the rest
+
+
+def test_an_oversized_frame_is_refused_by_topic_and_the_stream_goes_on(caplog):
+    factory, publishers = fake_publishers()
+    mirror = TopicMirror('robot_1', '/roboflare/robot_1', 'robot_1/', factory,
+                         max_frame_bytes=64 << 10)
+    mirror.publishers = publishers
+    big = {'header': {'frame_id': 'map'}, 'info': {'width': 300, 'height': 300},
+           'data': [100] * 90000}  # ~360 KB of JSON, over the fixture's 64 KiB
+    for _ in range(3):
+        mirror.on_frame(echo('/map', 'nav_msgs/msg/OccupancyGrid', big))
+    mirror.on_frame(echo('/odom', 'nav_msgs/msg/Odometry', ROBOT.odometry(1.0)))
+    assert '/roboflare/robot_1/map' not in mirror.publishers
+    assert len(mirror.publishers['/roboflare/robot_1/odom'].messages) == 1
+    values = mirror.diagnostic_values()
+    assert values['topic_drops.oversized frame'] == 3
+    assert int(values['oversized_frame_bytes./map']) > 64 << 10
+    [warning] = mirror.warnings()
+    assert warning.startswith('/map not mirrored') and 'echo_max_frame_bytes (65536)' in warning
+    assert caplog.text.count('exceeds echo_max_frame_bytes') == 1  # logged once per topic
+    # The stream's own limit, past which the library closes the connection, is above it.
+    assert mirror.stream_spec().options['max_frame_bytes'] > 64 << 10
+
+
+def test_the_topic_of_an_oversized_frame_is_found_at_either_end():
+    assert frame_topic('{"op": "message", "topic": "/map", "msg": {"data": [1, 2]}}') == '/map'
+    tail_first = '{"msg": {"data": [' + '0, ' * 5000 + '0]}, "topic": "/big/cloud"}'
+    assert frame_topic(tail_first) == '/big/cloud'
+    assert frame_topic('{"msg": [' + '1,' * 5000 + '1]}') == '(unknown topic)'

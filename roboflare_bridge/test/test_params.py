@@ -14,9 +14,11 @@
 """Parameter validation, topic globs and ROS-safe robot names (no ROS graph needed)."""
 
 import pytest
+from roboflare_bridge.globs import glob_match, topic_selected
 from roboflare_bridge.params import (
-    BridgeConfig, build_config, glob_match, ParameterError, ros_name, topic_selected,
+    BridgeConfig, build_config, ParameterError, ros_name,
 )
+from roboflare_bridge.topic_qos import TopicQos
 
 
 def test_defaults_are_valid_and_match_the_dataclass():
@@ -30,7 +32,7 @@ def test_values_are_normalised():
                            'deny_topics': [], 'qos_overrides': ['/scan=best_effort']})
     assert config.robots == ('rbt_1', 'rbt_2')
     assert config.request_timeout_s == 5.0 and isinstance(config.request_timeout_s, float)
-    assert config.deny_topics == () and config.qos_overrides == {'/scan': 'best_effort'}
+    assert config.deny_topics == () and config.qos_overrides == (('/scan', 'best_effort'),)
 
 
 @pytest.mark.parametrize('values,name', [
@@ -47,6 +49,11 @@ def test_values_are_normalised():
     ({'robots': [1, 2]}, 'robots'),
     ({'robots': 'rbt_1'}, 'robots'),
     ({'qos_overrides': ['/scan:fast']}, 'qos_overrides'),
+    ({'qos_overrides': ['/scan=durable']}, 'qos_overrides'),
+    ({'qos_overrides': ['scan=best_effort']}, 'qos_overrides'),
+    ({'qos_overrides': ['/scan=best_effort', '/scan=reliable']}, 'qos_overrides'),
+    ({'transient_local_topics': ['costmap']}, 'transient_local_topics'),
+    ({'echo_max_frame_bytes': 10}, 'echo_max_frame_bytes'),
     ({'spool_max_bytes': 10}, 'spool_max_bytes'),
     ({'camera': 'yes'}, 'camera'),
 ])
@@ -77,3 +84,28 @@ def test_deny_applies_after_allow():
 ])
 def test_ros_name(name, expected):
     assert ros_name(name) == expected
+
+
+def test_latched_topics_are_transient_local_with_depth_one_and_overrides_apply():
+    rules = build_config({'transient_local_topics': ['/costmap/**'],
+                          'qos_overrides': ['/scan=best_effort', '/map=volatile',
+                                            '/semantic/*=transient_local',
+                                            '/semantic/*=best_effort']}).qos_rules()
+    latched = TopicQos('reliable', 'transient_local', 1)
+    assert rules.for_topic('/tf_static') == latched
+    assert rules.for_topic('/robot_description') == latched
+    assert rules.for_topic('/costmap/global') == latched
+    assert rules.for_topic('/map') == TopicQos('reliable', 'volatile', 10)  # overridden
+    assert rules.for_topic('/scan') == TopicQos('best_effort', 'volatile', 10)
+    assert rules.for_topic('/semantic/rooms') == TopicQos('best_effort', 'transient_local', 1)
+    assert rules.for_topic('/semantic/a/b') == TopicQos('reliable', 'volatile', 10)
+    assert rules.for_topic('/tf') == TopicQos('reliable', 'volatile', 100)
+    assert rules.for_topic('/odom') == TopicQos()
+
+
+def test_a_bad_qos_override_is_refused_by_its_entry():
+    with pytest.raises(ParameterError) as raised:
+        build_config({'qos_overrides': ['/scan=best_effort', '/map=latched']})
+    assert "'/map=latched'" in str(raised.value) and 'transient_local' in str(raised.value)
+    with pytest.raises(ParameterError, match='/scan is given both best_effort and reliable'):
+        build_config({'qos_overrides': ['/scan=best_effort', '/scan=reliable']})

@@ -68,6 +68,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='multiply every simulated topic rate')
     parser.add_argument('--log-rate', type=float, default=2.0,
                         help='remote log records per second and robot')
+    parser.add_argument('--map-cells', type=int, default=0,
+                        help="side of each robot's latched map in cells; 0 = 5 cm cells")
     parser.add_argument('--deploy-duration', type=float, default=3.0,
                         help='seconds a deployment takes per robot')
     parser.add_argument('--fail-rate', type=float, default=0.0,
@@ -80,7 +82,7 @@ async def _serve(args: argparse.Namespace) -> None:
     emulator = Emulator(EmulatorConfig(
         host=args.host, port=args.port, tokens=list(args.token), robots=args.robots,
         seed=args.seed, camera_fps=args.camera_fps, camera_size=args.camera_size,
-        rate_scale=args.rate_scale, log_rate_hz=args.log_rate))
+        rate_scale=args.rate_scale, log_rate_hz=args.log_rate, map_cells=args.map_cells))
     emulator.world.timing.duration_s = args.deploy_duration
     emulator.world.timing.fail_rate = args.fail_rate
     await emulator.start()

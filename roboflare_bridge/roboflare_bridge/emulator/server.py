@@ -74,6 +74,7 @@ class EmulatorConfig:
     camera_size: Tuple[int, int] = (320, 240)
     rate_scale: float = 1.0            # multiplies every simulated topic rate
     log_rate_hz: float = 2.0           # remote log records per second and robot
+    map_cells: int = 0                 # side of each robot's latched map; 0 = 5 cm cells
     org_id: str = 'org_emulated'
 
 
@@ -108,7 +109,10 @@ class Emulator:
         if not self.config.tokens:
             self.config.tokens = [generate_token()]
         self.tokens: Set[str] = set(self.config.tokens)
-        self.world = World(self.config.robots, self.config.seed, self.config.org_id)
+        self.world = World(self.config.robots, self.config.seed, self.config.org_id,
+                           self.config.map_cells)
+        # Latched topics' frames, built once (a map can be megabytes): sent on each subscribe.
+        self._latched_frames: Dict[Tuple[str, str], str] = {}
         self.faults = Faults()
         self._fault_names = {f.name for f in fields(Faults)}
         self.port = self.config.port
@@ -490,14 +494,15 @@ class Emulator:
 
         async def publish(topic: str, throttle_ms: float) -> None:
             spec = TOPICS_BY_NAME[topic]
+            if spec.latched:  # as a transient-local publisher: its last message, on subscribe
+                await self._send(conn, await self._latched_frame(robot, topic), sent)
+                return
             build = robot.builders[topic]
             next_at = time.monotonic()
             while True:
                 msg = build(time.time())
                 await self._send(conn, contract.dumps(
                     {'op': 'message', 'topic': topic, 'type': spec.type, 'msg': msg}), sent)
-                if spec.latched:
-                    return  # latched topics (/tf_static) are sent once per subscription
                 period = max(1.0 / (spec.rate_hz * self.config.rate_scale), throttle_ms / 1000)
                 next_at = max(next_at + period, time.monotonic() - period)
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -535,6 +540,17 @@ class Emulator:
                 await status(f'unknown op {str(kind)[:40]}')
 
         await self._read_loop(conn, on_text)
+
+    async def _latched_frame(self, robot: SimRobot, topic: str) -> str:
+        frame = self._latched_frames.get((robot.id, topic))
+        if frame is None:
+            def build() -> str:
+                message = robot.builders[topic](time.time())
+                return contract.dumps({'op': 'message', 'topic': topic,
+                                       'type': TOPICS_BY_NAME[topic].type, 'msg': message})
+            frame = await asyncio.get_running_loop().run_in_executor(None, build)
+            self._latched_frames[(robot.id, topic)] = frame
+        return frame
 
     async def _shell_stream(self, conn: _Connection, robot: SimRobot) -> None:
         sent = [0]

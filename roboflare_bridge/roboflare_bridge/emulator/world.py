@@ -82,12 +82,14 @@ class DeploymentTiming:
 class World:
     """The state behind the emulated API."""
 
-    def __init__(self, robots: int = 2, seed: int = 0, org_id: str = 'org_emulated') -> None:
+    def __init__(self, robots: int = 2, seed: int = 0, org_id: str = 'org_emulated',
+                 map_cells: int = 0) -> None:
         self.org_id = org_id
         self.rng = random.Random(seed)
         self.timing = DeploymentTiming()
         self.started = time.time()
-        self.robots = [SimRobot(i, f'rbt_{i + 1:04d}', f'robot-{i + 1}') for i in range(robots)]
+        self.robots = [SimRobot(i, f'rbt_{i + 1:04d}', f'robot-{i + 1}', map_cells)
+                       for i in range(robots)]
         self.robots_by_id = {robot.id: robot for robot in self.robots}
         now = self.started
         self.releases = [

@@ -1,0 +1,95 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+The local QoS of each mirrored topic (pure: the mirror and the rviz config share it).
+
+It follows the ``transient_local_topics`` and ``qos_overrides`` parameters. Mirrored
+topics are reliable and volatile unless told otherwise. Latched topics are transient-local
+with depth 1, so a late subscriber (rviz's Map and RobotModel displays subscribe that way)
+still gets the one message the robot published long ago. A reliable publisher serves
+reliable and best-effort subscribers alike; a transient-local one serves volatile and
+transient-local subscribers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Tuple
+
+from .globs import glob_match
+
+ALWAYS_TRANSIENT_LOCAL = ('/tf_static', '/map', '/robot_description')
+RELIABILITY_POLICIES = ('reliable', 'best_effort')
+DURABILITY_POLICIES = ('transient_local', 'volatile')
+TF_TOPIC = '/tf'
+
+
+@dataclass(frozen=True)
+class TopicQos:
+    """What a mirrored topic's local publisher offers."""
+
+    reliability: str = 'reliable'
+    durability: str = 'volatile'
+    depth: int = 10
+
+
+@dataclass(frozen=True)
+class QosRules:
+    """Which remote topics get which local QoS; later overrides win."""
+
+    transient_local: Tuple[str, ...] = ()
+    overrides: Tuple[Tuple[str, str], ...] = ()  # (topic glob, policy), in order
+
+    def for_topic(self, remote_topic: str) -> TopicQos:
+        latched = remote_topic in ALWAYS_TRANSIENT_LOCAL or any(
+            glob_match(remote_topic, pattern) for pattern in self.transient_local)
+        reliability, durability = 'reliable', 'transient_local' if latched else 'volatile'
+        for pattern, policy in self.overrides:
+            if glob_match(remote_topic, pattern):
+                if policy in RELIABILITY_POLICIES:
+                    reliability = policy
+                else:
+                    durability = policy
+        if durability == 'transient_local':
+            depth = 1  # the last message, kept for late subscribers
+        else:
+            depth = 100 if remote_topic == TF_TOPIC else 10  # /tf: many small bursts
+        return TopicQos(reliability, durability, depth)
+
+
+def parse_qos_overrides(entries: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
+    """
+    Parse ``"<topic glob>=<policy>"`` entries; raise ValueError naming a bad one.
+
+    A topic may have one reliability and one durability entry; the same pattern given two
+    reliabilities (or two durabilities) is refused as ambiguous.
+    """
+    parsed = []
+    seen = {}
+    policies = RELIABILITY_POLICIES + DURABILITY_POLICIES
+    for entry in entries:
+        pattern, sep, policy = (part.strip() for part in entry.partition('='))
+        if not sep or not pattern.startswith('/') or policy not in policies:
+            raise ValueError(f'{entry!r} is not "<topic>=<policy>" with an absolute topic '
+                             f'(globs allowed) and a policy among {", ".join(policies)}')
+        aspect = 'reliability' if policy in RELIABILITY_POLICIES else 'durability'
+        earlier = seen.setdefault((pattern, aspect), policy)
+        if earlier != policy:
+            raise ValueError(f'{pattern} is given both {earlier} and {policy}')
+        parsed.append((pattern, policy))
+    return tuple(parsed)
+
+
+__all__ = ['ALWAYS_TRANSIENT_LOCAL', 'DURABILITY_POLICIES', 'QosRules',
+           'RELIABILITY_POLICIES', 'TF_TOPIC', 'TopicQos', 'parse_qos_overrides']
