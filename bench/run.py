@@ -98,10 +98,13 @@ def summary(results: dict) -> None:
     m = results['machine']
     print(f'\n== summary ({m["cpus"]} CPUs, {m["cpu"]}, Python {m["python"]})')
     if results.get('codec'):
-        for r in results['codec']:
+        for r in results['codec']['types']:
             print(f'codec {r["type"]}: {r["bridge_decode_publish"]:,}/s decode+publish, '
                   f'{r["bridge_decode_publish"] / r["naive_introspection"]:.2f}x naive, '
                   f'{r["bridge_decode_publish"] / r["floor_loads_construct"]:.2f}x floor')
+        big_map = results['codec']['map']
+        print(f'codec {big_map["type"]}: parse {big_map["parse_ms"]} ms, conversion '
+              f'{big_map["convert_ms"]} ms, publish {big_map["publish_ms"]} ms')
     if results.get('camera'):
         c = results['camera']
         print(f'camera: passthrough {c["passthrough"]["frames_per_cpu_s"]:,.0f} frames/CPU-s, '

@@ -15,20 +15,27 @@
 Start the Roboflare bridge.
 
     ros2 launch roboflare_bridge bridge.launch.py robots:="[rbt_0001, rbt_0002]" \
-        token_file:=~/.config/roboflare/token
+        token_file:=~/.config/roboflare/token [rviz:=true]
 
-Arguments left empty keep the params file's values.
+Arguments left empty keep the params file's values. ``rviz:=true`` also writes an rviz
+config for the robots (see ``rviz_config``) and starts rviz2 with it, where it is installed.
 """
 
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import (
+    get_package_prefix, get_package_share_directory, PackageNotFoundError,
+)
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.actions import (
+    DeclareLaunchArgument, LogInfo, OpaqueFunction, RegisterEventHandler,
+)
 from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from roboflare_bridge.launch_args import check_params_file, LOG_LEVELS, overrides
+from roboflare_bridge.launch_args import (
+    check_params_file, LOG_LEVELS, overrides, prepare_rviz,
+)
 
 
 def bridge_node(context, *args, **kwargs):
@@ -45,6 +52,24 @@ def bridge_node(context, *args, **kwargs):
         return [node]
     return [node, RegisterEventHandler(OnProcessExit(target_action=node,
                                                      on_exit=_fail_on_error_exit))]
+
+
+def rviz_viewer(context, *args, **kwargs):
+    if LaunchConfiguration('rviz').perform(context).lower() not in ('true', '1', 'yes'):
+        return []
+    arguments = {name: LaunchConfiguration(name).perform(context) for name in
+                 ('robots', 'base_url', 'token_file', 'forward_logs', 'robot_id')}
+    path, message = prepare_rviz(arguments, LaunchConfiguration('params_file').perform(context))
+    actions = [LogInfo(msg=message)]
+    if path is None:
+        return actions
+    try:
+        get_package_prefix('rviz2')
+    except PackageNotFoundError:
+        return actions + [LogInfo(msg=f'rviz: rviz2 is not installed (apt install '
+                                      f'ros-$ROS_DISTRO-rviz2); open {path} with it later')]
+    return actions + [Node(package='rviz2', executable='rviz2', name='rviz2',
+                           arguments=['-d', str(path)], output='screen')]
 
 
 def _fail_on_error_exit(event, context):
@@ -78,5 +103,9 @@ def generate_launch_description():
                               description='log level of the bridge node'),
         DeclareLaunchArgument('respawn', default_value='false',
                               description='restart the bridge if it exits'),
+        DeclareLaunchArgument('rviz', default_value='false', choices=['true', 'false'],
+                              description='write an rviz config for the robots and start '
+                                          'rviz2 with it'),
         OpaqueFunction(function=bridge_node),
+        OpaqueFunction(function=rviz_viewer),
     ])

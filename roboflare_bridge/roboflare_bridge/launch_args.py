@@ -22,7 +22,8 @@ which ``ros2 launch`` reports before it exits with a non-zero code.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Mapping
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import yaml
 
@@ -67,6 +68,38 @@ def _robot_list(value: Any, text: str) -> list:
                               f'them, like "[rbt_0001, rbt_0002]"; got {text!r}')
 
 
+def rviz_config_path() -> Path:
+    """Return where ``rviz:=true`` writes its config (``$ROS_HOME``, else ``~/.ros``)."""
+    home = os.environ.get('ROS_HOME') or os.path.join('~', '.ros')
+    return Path(home).expanduser() / 'roboflare_bridge' / 'fleet.rviz'
+
+
+def prepare_rviz(arguments: Mapping[str, str], params_file: str) -> Tuple[Optional[Path], str]:
+    """
+    Write an rviz config for the robots the bridge is launched with; say what was done.
+
+    The robots and the settings that name topics and frames come from the params file and
+    the launch's overrides, as the bridge gets them. Returns (None, why) when there is
+    nothing to show.
+    """
+    from .params import build_config, ParameterError
+    from .rviz_config import parameters_from_file, RvizConfigError, write_config
+    values = parameters_from_file(check_params_file(params_file))
+    values.update(overrides(arguments))
+    try:
+        config = build_config(values)
+    except ParameterError as exc:
+        raise LaunchArgumentError(str(exc)) from None
+    if not config.robots:
+        return None, 'rviz: no robots to show; give the robots argument'
+    path = rviz_config_path()
+    try:
+        write_config(config.robots, config, path)
+    except (RvizConfigError, OSError) as exc:
+        return None, f'rviz: no config written: {exc}'
+    return path, f'rviz: config for {", ".join(config.robots)} written to {path}'
+
+
 def check_params_file(path: str) -> str:
     """Return ``path`` if it is a readable file, else raise naming it."""
     if not os.path.isfile(path):
@@ -75,4 +108,4 @@ def check_params_file(path: str) -> str:
 
 
 __all__ = ['LOG_LEVELS', 'LaunchArgumentError', 'OVERRIDABLE', 'check_params_file',
-           'overrides']
+           'overrides', 'prepare_rviz', 'rviz_config_path']

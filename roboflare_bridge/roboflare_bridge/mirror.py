@@ -255,16 +255,29 @@ class TopicMirror:
         return publisher
 
     def _link_roots(self, message: Any, tf_type: type) -> None:
-        """Hang every new root of the robot's TF tree under the fleet frame (identity)."""
+        """
+        Hang every root of the robot's TF tree under the fleet frame (identity).
+
+        A root linked early (``base_link`` from ``/tf_static`` before ``/tf`` said
+        ``odom -> base_link``) loses its link once it shows a parent of its own: a frame
+        with two parents would flip between them in every tf2 buffer.
+        """
         for transform in message.transforms:
-            self._parents.add(transform.header.frame_id)
-            self._children.add(transform.child_frame_id)
+            if transform.header.frame_id != self._fleet_frame:  # not our own links
+                self._parents.add(transform.header.frame_id)
+                self._children.add(transform.child_frame_id)
         roots = self._parents - self._children - self._linked_roots - {'', self._fleet_frame}
-        if not roots:
+        parented = self._linked_roots & self._children
+        if not roots and not parented:
             return
         template = message.transforms[0] if message.transforms else None
         if template is None:
             return
+        for frame in parented:
+            self._linked_roots.discard(frame)
+            link = self._static_transforms.get(frame)
+            if link is not None and link.header.frame_id == self._fleet_frame:
+                del self._static_transforms[frame]
         for root in sorted(roots):
             link = copy.deepcopy(template)
             link.header.frame_id, link.child_frame_id = self._fleet_frame, root

@@ -78,8 +78,8 @@ def rviz_tf_prefix(frame_prefix: str) -> str:
     if not frame_prefix:
         return ''
     if not frame_prefix.endswith('/') or len(frame_prefix) < 2:
-        raise RvizConfigError(f'frame prefix {frame_prefix!r} does not end with "/": rviz\'s '
-                              'RobotModel cannot place the robot\'s links')
+        raise RvizConfigError(f'frame prefix {frame_prefix!r} does not end with "/": '
+                              "rviz's RobotModel cannot place the robot's links")
     return frame_prefix[:-1]
 
 
@@ -220,8 +220,8 @@ async def list_topics(base_url: str, robot_id: str, token: Token,
         return None
 
 
-async def resolve(entries: Sequence[str], config: BridgeConfig,
-                  offline: bool = False) -> List[Tuple[RemoteRobot, Topics]]:
+async def resolve(entries: Sequence[str], config: BridgeConfig, offline: bool = False,
+                  timeout_s: float = 5.0) -> List[Tuple[RemoteRobot, Topics]]:
     """Return the robots to show with their topics (offline: entries are robot names)."""
     if not offline:
         try:
@@ -232,8 +232,7 @@ async def resolve(entries: Sequence[str], config: BridgeConfig,
     if offline:
         return [(RemoteRobot.from_name(entry, entry, config), STANDARD_TOPICS)
                 for entry in entries]
-    async with ApiClient(credentials, request_timeout_s=config.request_timeout_s,
-                         max_attempts=2) as api:
+    async with ApiClient(credentials, request_timeout_s=timeout_s, max_attempts=2) as api:
         try:
             known = [RobotChoice(robot.id, robot.name) for robot in await api.list_robots()]
         except ApiError as exc:
@@ -242,7 +241,8 @@ async def resolve(entries: Sequence[str], config: BridgeConfig,
                     for entry in entries]
     chosen = choose_robots(entries, known)
     listings = await asyncio.gather(*(list_topics(credentials.base_url, robot.id,
-                                                  credentials.token) for robot in chosen))
+                                                  credentials.token, timeout_s)
+                                      for robot in chosen))
     return [(RemoteRobot.from_name(robot.id, robot.name, config), topics or STANDARD_TOPICS)
             for robot, topics in zip(chosen, listings)]
 

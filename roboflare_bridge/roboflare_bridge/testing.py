@@ -440,12 +440,12 @@ def diagnostics_values(ros: 'RosHarness', name_part: str, timeout: float = 15,
     return found
 
 
-def rss_bytes(pid: int) -> int:
-    """Return the resident set size of a process."""
+def rss_bytes(pid: int, field: str = 'VmRSS') -> int:
+    """Return the resident set size of a process (``VmHWM``: its peak so far)."""
     for line in open(f'/proc/{pid}/status'):
-        if line.startswith('VmRSS:'):
+        if line.startswith(field + ':'):
             return int(line.split()[1]) * 1024
-    raise ValueError('no VmRSS')
+    raise ValueError(f'no {field}')
 
 
 __all__: List[str] = ['EmulatorThread', 'EmulatorProcess', 'RosHarness', 'BridgeProcess',

@@ -31,7 +31,8 @@ def test_bench_smoke(tmp_path):
                             timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads((tmp_path / 'results.json').read_text())
-    assert results['codec'][0]['bridge_decode_publish'] > 0
+    assert results['codec']['types'][0]['bridge_decode_publish'] > 0
+    assert results['codec']['map']['convert_ms'] > 0
     assert results['camera']['passthrough']['frames_per_cpu_s'] > 0
     cells = {cell['kind']: cell for cell in results['fleet']}
     assert set(cells) == {'echo', 'compressed', 'decoded', 'logs'}

@@ -31,7 +31,7 @@ def decoded(robot, prefix, builder, type_name):
 
 
 def fleet_link(prefix):
-    """What the mirror publishes on /tf_static: the fleet frame above the robot's root."""
+    """Return what the mirror publishes on /tf_static: the fleet frame above the root."""
     return Codec().decode('tf2_msgs/msg/TFMessage', {'transforms': [{
         'header': {'frame_id': 'fleet'}, 'child_frame_id': prefix + 'map',
         'transform': {'rotation': {'w': 1.0}}}]})

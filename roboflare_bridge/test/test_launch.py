@@ -22,7 +22,7 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 import pytest
 from roboflare_bridge.launch_args import (
-    check_params_file, LaunchArgumentError, LOG_LEVELS, overrides,
+    check_params_file, LaunchArgumentError, LOG_LEVELS, overrides, prepare_rviz,
 )
 from roboflare_bridge.params import BridgeConfig, DESCRIPTIONS
 from roboflare_bridge.testing import (
@@ -247,3 +247,32 @@ def test_start_up_warnings_go_through_the_node_logger(tmp_path):
         emulator.close()
     [line] = [line for line in bridge.log().splitlines() if 'readable by other' in line]
     assert line.startswith('[WARN]') and 'roboflare_bridge]: roboflare_bridge.credentials' in line
+
+
+def test_rviz_true_writes_a_config_for_the_launched_robots(tmp_path, monkeypatch, emulator):
+    monkeypatch.setenv('ROS_HOME', str(tmp_path / 'ros_home'))
+    token_file = tmp_path / 'token'
+    token_file.write_text(emulator.token)
+    params = tmp_path / 'params.yaml'
+    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'base_url': emulator.url, 'robots': ['rbt_0002'],
+        'frame_prefix_format': 'fleet/{robot}/'}}}))
+    path, message = prepare_rviz({'robots': '[rbt_0001, rbt_0002]',
+                                  'token_file': str(token_file)}, str(params))
+    assert path == tmp_path / 'ros_home' / 'roboflare_bridge' / 'fleet.rviz'
+    assert 'rbt_0001, rbt_0002' in message
+    displays = yaml.safe_load(path.read_text())['Visualization Manager']['Displays']
+    models = [d for d in displays if d['Class'].endswith('RobotModel')]
+    # The names come from the API, the prefix from the params file.
+    assert [m['TF Prefix'] for m in models] == ['fleet/robot_1', 'fleet/robot_2']
+    assert emulator.token not in path.read_text()
+
+    path, message = prepare_rviz({}, str(tmp_path / 'params.yaml'))
+    assert path is not None  # the params file's robot
+    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {'robots': ['']}}}))
+    assert prepare_rviz({}, str(params)) == (None, 'rviz: no robots to show; give the robots '
+                                                   'argument')
+    with pytest.raises(LaunchArgumentError, match="'namespace_format'"):
+        params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+            'namespace_format': 'relative/{robot}'}}}))
+        prepare_rviz({'robots': 'rbt_0001'}, str(params))

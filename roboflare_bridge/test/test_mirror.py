@@ -82,17 +82,29 @@ def test_tf_goes_global_and_static_transforms_are_merged(mirror):
     second = {'transforms': ROBOT.tf_static(1.0)['transforms'][1:]}
     mirror.on_frame(echo('/tf_static', 'tf2_msgs/msg/TFMessage', first))
     mirror.on_frame(echo('/tf_static', 'tf2_msgs/msg/TFMessage', second))
-    tf = mirror.publishers['/tf'].messages[0].transforms[0]
+    tf = mirror.publishers['/tf'].messages[0].transforms[1]
     assert (tf.header.frame_id, tf.child_frame_id) == ('robot_1/odom', 'robot_1/base_link')
     static = mirror.publishers['/tf_static']
     assert static.qos.durability == DurabilityPolicy.TRANSIENT_LOCAL and static.qos.depth == 1
     assert sorted(t.child_frame_id for t in static.messages[-1].transforms) == [
         'robot_1/camera_link', 'robot_1/camera_optical_frame', 'robot_1/imu_link',
-        'robot_1/laser', 'robot_1/odom']
+        'robot_1/laser', 'robot_1/map']
     # The fleet frame holds the robot's TF root: one rviz fixed frame shows every robot.
     link = next(t for t in static.messages[-1].transforms if t.child_frame_id ==
-                'robot_1/odom')
+                'robot_1/map')
     assert link.header.frame_id == 'fleet' and link.transform.rotation.w == 1.0
+
+
+def test_a_root_linked_early_is_unlinked_when_it_shows_a_parent(mirror):
+    # /tf_static first: base_link looks like the root until /tf says odom -> base_link.
+    mirror.on_frame(echo('/tf_static', 'tf2_msgs/msg/TFMessage', ROBOT.tf_static(1.0)))
+    early = mirror.publishers['/tf_static'].messages[-1].transforms
+    assert ('fleet', 'robot_1/base_link') in [(t.header.frame_id, t.child_frame_id)
+                                              for t in early]
+    mirror.on_frame(echo('/tf', 'tf2_msgs/msg/TFMessage', ROBOT.tf(1.0)))
+    links = [t.child_frame_id for t in mirror.publishers['/tf_static'].messages[-1].transforms
+             if t.header.frame_id == 'fleet']
+    assert links == ['robot_1/map']  # one parent per frame: base_link's is odom now
 
 
 BAD_FRAMES = [

@@ -80,7 +80,8 @@ def test_tf_and_late_joining_tf_static_show_both_robots(ros, bridge):
         frames = tf.wait_for(lambda ms: {t.child_frame_id for m in ms for t in m.transforms}
                              >= {'robot_1/base_link', 'robot_2/base_link'}, 30, 'both robots')
         parents = {t.header.frame_id for m in frames for t in m.transforms}
-        assert parents == {'robot_1/odom', 'robot_2/odom'}
+        assert parents == {f'{robot}/{frame}' for robot in ('robot_1', 'robot_2')
+                           for frame in ('map', 'odom', 'base_link')}
     finally:
         ros.destroy(tf_sub)
     # Subscribing late (like rviz) still gets every robot's whole static tree.

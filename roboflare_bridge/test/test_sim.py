@@ -75,7 +75,8 @@ def test_each_robot_drives_on_free_floor_and_its_scan_ends_on_what_the_map_shows
     scan = robot.laser_scan(t)
     x, y, yaw = robot.pose(t)
     lx, ly, _ = JOINTS[0].xyz
-    ox, oy = x + lx * math.cos(yaw) - ly * math.sin(yaw), y + lx * math.sin(yaw) + ly * math.cos(yaw)
+    ox = x + lx * math.cos(yaw) - ly * math.sin(yaw)
+    oy = y + lx * math.sin(yaw) + ly * math.cos(yaw)
     hits = 0
     for i, r in enumerate(scan['ranges']):
         if r is None:

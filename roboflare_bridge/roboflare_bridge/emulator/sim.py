@@ -94,7 +94,8 @@ JOINTS = (
     Joint('base_link', 'laser', (0.15, 0.0, 0.2)),
     Joint('base_link', 'imu_link', (0.0, 0.0, 0.1)),
     Joint('base_link', 'camera_link', (0.2, 0.0, 0.3)),
-    Joint('camera_link', 'camera_optical_frame', (0.0, 0.0, 0.0), (-math.pi / 2, 0.0, -math.pi / 2)),
+    Joint('camera_link', 'camera_optical_frame', (0.0, 0.0, 0.0),
+          (-math.pi / 2, 0.0, -math.pi / 2)),
     Joint('base_link', 'left_wheel_link', (0.0, WHEEL_SEPARATION / 2, WHEEL_RADIUS), wheel=True),
     Joint('base_link', 'right_wheel_link', (0.0, -WHEEL_SEPARATION / 2, WHEEL_RADIUS), wheel=True),
 )
