@@ -33,7 +33,7 @@ from .camera import CameraMirror, DecodeWorker
 from .capability import Capability, open_stream
 from .credentials import Token
 from .log_mirror import LogMirror
-from .mirror import TopicMirror
+from .mirror import qos_profile, StaticTransforms, TF_STATIC_TOPIC, TopicMirror
 from .params import BridgeConfig, ros_name
 from .resources import ApiError, FORBIDDEN, NOT_FOUND, UNAUTHORIZED
 from .streams import StreamClient
@@ -82,6 +82,8 @@ class Fleet:
         self._api = api
         self._token = token
         self.decode_worker = DecodeWorker() if config.camera and config.decode_images else None
+        self._static_transforms = StaticTransforms(
+            node.create_publisher, qos_profile(config.qos_rules().for_topic(TF_STATIC_TOPIC)))
         self.robots: Dict[str, RobotStreams] = {}
         self.unresolved: Dict[str, str] = dict.fromkeys(config.robots, 'resolving')
         self.refused: Dict[str, str] = {}  # robots the API will not give: not retried
@@ -112,7 +114,7 @@ class Fleet:
         capabilities: List[Capability] = [TopicMirror(
             robot.ros_name, robot.namespace, robot.frame_prefix, create_publisher,
             config.topics, config.deny_topics, config.qos_rules(), config.topic_throttle,
-            config.fleet_frame, config.echo_max_frame_bytes)]
+            config.fleet_frame, config.echo_max_frame_bytes, self._static_transforms)]
         if config.camera:
             capabilities.append(CameraMirror(
                 robot.ros_name, robot.namespace, robot.frame_prefix + config.camera_frame_id,

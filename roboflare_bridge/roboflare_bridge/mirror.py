@@ -37,7 +37,7 @@ from rclpy.qos import (
 )
 
 from .capability import StreamSpec
-from .codec import Codec, CodecError, type_name_of, UnknownType
+from .codec import Codec, CodecError, UnknownType
 from .counters import DropCounter, publish_or_drop
 from .frames import (
     ECHO_STREAM, EchoMessage, EchoStatus, EchoTopics, FrameError, LIST_TOPICS_OP,
@@ -73,6 +73,31 @@ def frame_topic(frame: str) -> str:
     return match.group(1) if match else '(unknown topic)'
 
 
+class StaticTransforms:
+    """
+    Every mirrored robot's static transforms, published merged by one latched publisher.
+
+    tf2_ros's StaticTransformBroadcaster does the same per node: a transient-local reader of
+    any depth (1 included) gets the whole fleet's static tree in one message, and a robot's
+    entries are replaced by publishing again.
+    """
+
+    def __init__(self, publisher_factory: PublisherFactory, qos: QoSProfile) -> None:
+        self._make_publisher = publisher_factory
+        self._qos = qos
+        self._publisher: Any = None
+        self._by_robot: Dict[str, List[Any]] = {}
+
+    def update(self, robot: str, transforms: List[Any], tf_type: type,
+               drops: DropCounter) -> bool:
+        """Replace a robot's static transforms and publish everyone's; False if dropped."""
+        self._by_robot[robot] = transforms
+        if self._publisher is None:
+            self._publisher = self._make_publisher(tf_type, TF_STATIC_TOPIC, self._qos)
+        merged = [transform for each in self._by_robot.values() for transform in each]
+        return publish_or_drop(self._publisher, tf_type(transforms=merged), drops)
+
+
 @dataclass
 class TopicStats:
     """Counters of one robot's topic mirror (written on the loop, read by diagnostics)."""
@@ -94,7 +119,8 @@ class TopicMirror:
                  publisher_factory: PublisherFactory, allow: Tuple[str, ...] = ('/**',),
                  deny: Tuple[str, ...] = (), qos_rules: QosRules = QosRules(),
                  throttle_ms: Optional[Dict[str, int]] = None, fleet_frame: str = '',
-                 max_frame_bytes: int = 16 << 20) -> None:
+                 max_frame_bytes: int = 16 << 20,
+                 static_transforms: Optional[StaticTransforms] = None) -> None:
         self.namespace = namespace.rstrip('/')
         self.codec = Codec(frame_prefix)
         self.stats = TopicStats()
@@ -109,6 +135,8 @@ class TopicMirror:
         self._publishers: Dict[str, Tuple[str, Any]] = {}  # remote topic -> (type, publisher)
         self._unknown_types: Set[str] = set()
         self._static_transforms: Dict[str, Any] = {}  # child frame -> TransformStamped
+        self._static_tf = static_transforms or StaticTransforms(
+            publisher_factory, qos_profile(qos_rules.for_topic(TF_STATIC_TOPIC)))
         self._fleet_frame = fleet_frame
         self._parents: Set[str] = set()
         self._children: Set[str] = set()
@@ -228,15 +256,26 @@ class TopicMirror:
         except CodecError as exc:
             self.drops.drop('invalid message', f'{echo.topic} ({echo.type}): {exc}')
             return
+        if echo.topic == TF_STATIC_TOPIC:
+            # Late joiners get one latched message: keep the robot's whole tree in it.
+            for transform in message.transforms:
+                self._static_transforms[transform.child_frame_id] = transform
+            if self._fleet_frame:
+                self._link_roots(message)
+            if self._publish_static(type(message)):
+                self.stats.published += 1
+            return
         publisher = self._publisher(echo.topic, echo.type, type(message))
         if publisher is None:
             return
-        if echo.topic == TF_STATIC_TOPIC:
-            message = self._merge_static(message)
         if publish_or_drop(publisher, message, self.drops):
             self.stats.published += 1
-        if self._fleet_frame and echo.topic in (TF_TOPIC, TF_STATIC_TOPIC):
-            self._link_roots(message, type(message))
+        if self._fleet_frame and echo.topic == TF_TOPIC and self._link_roots(message):
+            self._publish_static(type(message))
+
+    def _publish_static(self, tf_type: type) -> bool:
+        return self._static_tf.update(self.namespace, list(self._static_transforms.values()),
+                                      tf_type, self.drops)
 
     def _publisher(self, topic: str, type_name: str, cls: type) -> Any:
         entry = self._publishers.get(topic)
@@ -254,13 +293,14 @@ class TopicMirror:
         self._publishers[topic] = (type_name, publisher)
         return publisher
 
-    def _link_roots(self, message: Any, tf_type: type) -> None:
+    def _link_roots(self, message: Any) -> bool:
         """
         Hang every root of the robot's TF tree under the fleet frame (identity).
 
         A root linked early (``base_link`` from ``/tf_static`` before ``/tf`` said
         ``odom -> base_link``) loses its link once it shows a parent of its own: a frame
-        with two parents would flip between them in every tf2 buffer.
+        with two parents would flip between them in every tf2 buffer. Returns whether the
+        robot's static transforms changed.
         """
         for transform in message.transforms:
             if transform.header.frame_id != self._fleet_frame:  # not our own links
@@ -269,10 +309,10 @@ class TopicMirror:
         roots = self._parents - self._children - self._linked_roots - {'', self._fleet_frame}
         parented = self._linked_roots & self._children
         if not roots and not parented:
-            return
+            return False
         template = message.transforms[0] if message.transforms else None
         if template is None:
-            return
+            return False
         for frame in parented:
             self._linked_roots.discard(frame)
             link = self._static_transforms.get(frame)
@@ -288,17 +328,7 @@ class TopicMirror:
             rotation.w = 1.0
             self._static_transforms[root] = link
             self._linked_roots.add(root)
-        static = self._publisher(TF_STATIC_TOPIC, type_name_of(tf_type), tf_type)
-        if static is not None:
-            merged = tf_type(transforms=list(self._static_transforms.values()))
-            publish_or_drop(static, merged, self.drops)
-
-    def _merge_static(self, message: Any) -> Any:
-        # Late joiners get one latched message per publisher: keep the robot's whole tree.
-        for transform in message.transforms:
-            self._static_transforms[transform.child_frame_id] = transform
-        message.transforms = list(self._static_transforms.values())
-        return message
+        return True
 
     def _warn_unknown(self, type_name: str, reason: str) -> None:
         if type_name not in self._unknown_types:

@@ -111,7 +111,7 @@ def test_oversized_frame_is_dropped_with_bounded_memory_and_the_stream_recovers(
                      {'jpeg_like_bytes': [100 << 20]})
     values = diagnostics_values(ros, 'rbt_0001/camera/ws', 30,
                                 lambda v: int(v['drops']) >= 1 and v['connected'] == 'true')
-    assert 'exceeded max_frame_bytes' in values['last_error']
+    assert 'exceeded camera_max_frame_bytes' in values['last_error']
     assert rss_bytes(bridge.proc.pid) - before < 30 << 20  # never held the 100 MB frame
 
 

@@ -19,6 +19,7 @@ test_launch.py checks the launch arguments' rules (roboflare_bridge.launch_args)
 """
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,10 @@ from launch.event_handlers import OnProcessExit  # noqa: E402
 from launch.events import Shutdown  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
+from roboflare_bridge.launch_args import rviz_config_path  # noqa: E402
 from roboflare_bridge.testing import Collector, EmulatorThread, wait_future  # noqa: E402
 from roboflare_interfaces.srv import ListRobots  # noqa: E402
+import yaml  # noqa: E402
 
 
 def launch_file() -> Path:
@@ -66,11 +69,23 @@ def token_file(emulator, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope='module')
+def ros_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp('ros_home')
+    previous = os.environ.get('ROS_HOME')
+    os.environ['ROS_HOME'] = str(home)  # where rviz:=true writes its config
+    yield home
+    if previous is None:
+        del os.environ['ROS_HOME']
+    else:
+        os.environ['ROS_HOME'] = previous
+
+
 @launch_pytest.fixture(scope='module')
-def bridge_launch(emulator, token_file):
+def bridge_launch(emulator, token_file, ros_home):
     return launch.LaunchDescription([
         include(robots='rbt_0001', base_url=emulator.url, token_file=str(token_file),
-                namespace='/launch_pytest'),
+                namespace='/launch_pytest', rviz='true'),
         launch_pytest.actions.ReadyToTest()])
 
 
@@ -87,6 +102,11 @@ def test_the_launch_file_starts_a_working_bridge(ros):
     finally:
         ros.destroy(client)
         ros.destroy(subscription)
+    # rviz:=true wrote a config for the launched robot (rviz2 itself may not be installed).
+    config = yaml.safe_load(rviz_config_path().read_text())
+    topics = [d['Topic']['Value'] for d in config['Visualization Manager']['Displays']
+              if 'Topic' in d]
+    assert '/roboflare/robot_1/map' in topics and '/roboflare/robot_1/odom' in topics
 
 
 class LaunchMessages(logging.Handler):

@@ -19,7 +19,7 @@ import json
 import pytest
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from roboflare_bridge.emulator.sim import SimRobot
-from roboflare_bridge.mirror import frame_topic, TopicMirror
+from roboflare_bridge.mirror import frame_topic, qos_profile, StaticTransforms, TopicMirror
 from roboflare_bridge.testing import fake_publishers, FakeStream
 from roboflare_bridge.topic_qos import QosRules
 
@@ -189,3 +189,25 @@ def test_the_topic_of_an_oversized_frame_is_found_at_either_end():
     tail_first = '{"msg": {"data": [' + '0, ' * 5000 + '0]}, "topic": "/big/cloud"}'
     assert frame_topic(tail_first) == '/big/cloud'
     assert frame_topic('{"msg": [' + '1,' * 5000 + '1]}') == '(unknown topic)'
+
+
+def test_one_latched_message_holds_every_robots_static_transforms():
+    make, publishers = fake_publishers()
+    created = []
+
+    def factory(cls, topic, qos):
+        created.append(topic)
+        return make(cls, topic, qos)
+    shared = StaticTransforms(factory, qos_profile(QosRules().for_topic('/tf_static')))
+    mirrors = [TopicMirror(name, f'/roboflare/{name}', f'{name}/', factory, fleet_frame='fleet',
+                           static_transforms=shared) for name in ('robot_1', 'robot_2')]
+    for mirror in mirrors:
+        mirror.on_frame(echo('/tf_static', 'tf2_msgs/msg/TFMessage', ROBOT.tf_static(1.0)))
+        mirror.on_frame(echo('/tf', 'tf2_msgs/msg/TFMessage', ROBOT.tf(1.0)))
+    assert created.count('/tf_static') == 1
+    static = publishers['/tf_static']
+    last = {t.child_frame_id: t.header.frame_id for t in static.messages[-1].transforms}
+    # A depth-1 transient-local reader (a late rviz) gets both robots from this one message.
+    for name in ('robot_1', 'robot_2'):
+        assert last[f'{name}/map'] == 'fleet' and last[f'{name}/laser'] == f'{name}/base_link'
+        assert f'{name}/base_link' not in last  # its parent is odom, on /tf
