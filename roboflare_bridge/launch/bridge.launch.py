@@ -34,24 +34,28 @@ from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from roboflare_bridge.launch_args import (
-    check_params_file, LOG_LEVELS, overrides, prepare_rviz,
+    check_params_file, LOG_LEVELS, overrides, prepare_rviz, shards,
 )
 
 
-def bridge_node(context, *args, **kwargs):
+def bridge_nodes(context, *args, **kwargs):
     value = {name: LaunchConfiguration(name).perform(context) for name in
              ('params_file', 'namespace', 'log_level', 'respawn', 'robots', 'base_url',
-              'token_file', 'forward_logs', 'robot_id')}
+              'token_file', 'forward_logs', 'robot_id', 'shards')}
     respawn = value['respawn'].lower() == 'true'
-    node = Node(package='roboflare_bridge', executable='bridge', name='roboflare_bridge',
-                namespace=value['namespace'], output='screen',
-                parameters=[check_params_file(value['params_file']), overrides(value)],
-                arguments=['--ros-args', '--log-level', value['log_level']],
-                respawn=respawn, respawn_delay=2.0)
-    if respawn:
-        return [node]
-    return [node, RegisterEventHandler(OnProcessExit(target_action=node,
-                                                     on_exit=_fail_on_error_exit))]
+    params_file, parameters = check_params_file(value['params_file']), overrides(value)
+    actions = []
+    for name, shard in shards(value['shards']):
+        node = Node(package='roboflare_bridge', executable='bridge', name=name,
+                    namespace=value['namespace'], output='screen',
+                    parameters=[params_file, parameters, shard],
+                    arguments=['--ros-args', '--log-level', value['log_level']],
+                    respawn=respawn, respawn_delay=2.0)
+        actions.append(node)
+        if not respawn:
+            actions.append(RegisterEventHandler(OnProcessExit(target_action=node,
+                                                              on_exit=_fail_on_error_exit)))
+    return actions
 
 
 def rviz_viewer(context, *args, **kwargs):
@@ -76,7 +80,7 @@ def _fail_on_error_exit(event, context):
     # ros2 launch exits non-zero only when something raises: a bridge that refused to
     # start (or died) must end the launch with an error, for scripts and systemd units.
     if event.returncode != 0 and not context.is_shutdown:
-        raise RuntimeError(f'roboflare_bridge exited with code {event.returncode}; its '
+        raise RuntimeError(f'{event.process_name} exited with code {event.returncode}; its '
                            'messages above say why')
 
 
@@ -106,6 +110,9 @@ def generate_launch_description():
         DeclareLaunchArgument('rviz', default_value='false', choices=['true', 'false'],
                               description='write an rviz config for the robots and start '
                                           'rviz2 with it'),
-        OpaqueFunction(function=bridge_node),
+        DeclareLaunchArgument('shards', default_value='1',
+                              description='bridge processes sharing the robots (one control '
+                                          'plane); see shard_count'),
+        OpaqueFunction(function=bridge_nodes),
         OpaqueFunction(function=rviz_viewer),
     ])

@@ -31,18 +31,20 @@ import threading
 from typing import Any, Iterable, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
 from .api_client import ApiClient
 from .control_plane import ControlPlane
 from .credentials import check_base_url, CredentialsError, resolve_credentials
-from .diagnostics import Diagnostics, robot_statuses, status
+from .diagnostics import Diagnostics, fleet_statuses, status
 from .fleet import Fleet
 from .loop_thread import AsyncioThread
-from .params import BridgeConfig, declare_and_read, ParameterError
+from .params import BridgeConfig, build_config, declare_and_read, DESCRIPTIONS, ParameterError
 from .rclpy_compat import fast_paths
 from .upstream import UpstreamLogs
 
@@ -99,9 +101,11 @@ class RoboflareBridge(Node):
 
         self.loop = AsyncioThread()
         self.api = ApiClient(credentials, request_timeout_s=self.config.request_timeout_s)
-        self.control_plane = ControlPlane(self, self.loop, self.api,
-                                          self.config.request_timeout_s,
-                                          self.config.deploy_poll_interval_s)
+        self.control_plane: Optional[ControlPlane] = None
+        if self.config.shard_index == 0:  # one set of services and actions for all shards
+            self.control_plane = ControlPlane(self, self.loop, self.api,
+                                              self.config.request_timeout_s,
+                                              self.config.deploy_poll_interval_s)
         self.fleet = Fleet(self, self.config, self.api, credentials.token)
         self._running = [self.loop.submit(self.fleet.run())]
         self.asyncio_tasks = 0
@@ -113,9 +117,26 @@ class RoboflareBridge(Node):
             self._running += [self.loop.submit(c) for c in self.upstream.coroutines()]
         self.diagnostics = Diagnostics(self, self.config.diagnostics_period_s,
                                        self._diagnostic_statuses)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        shard = (f'; shard {self.config.shard_index} of {self.config.shard_count}'
+                 if self.config.shard_count > 1 else '')
         self.get_logger().info(
             f'bridging {credentials.base_url} ({credentials.token.kind} token); '
-            f'robots: {", ".join(self.config.robots) or "none"}')
+            f'robots: {", ".join(self.config.robots) or "none"}{shard}')
+
+    def _on_set_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
+        """Apply ``ros2 param set`` on a run-time parameter (read-only ones never get here)."""
+        values = {name: self.get_parameter(name).value for name in DESCRIPTIONS}
+        values.update({parameter.name: parameter.value for parameter in parameters})
+        try:
+            config = build_config(values)
+        except ParameterError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.config = config
+        self.loop.loop.call_soon_threadsafe(self.fleet.reconfigure, config)
+        self.get_logger().info('parameters changed at run time: ' + ', '.join(
+            f'{parameter.name}={parameter.value!r}' for parameter in parameters))
+        return SetParametersResult(successful=True)
 
     async def _count_tasks(self) -> None:
         # Sampled on the loop itself: asyncio.all_tasks is not safe from another thread.
@@ -133,24 +154,19 @@ class RoboflareBridge(Node):
             level, message = DiagnosticStatus.WARN, 'org not yet known'
         yield status('control plane', level, message, {
             'base_url': api.base_url, 'org_id': api.org_id, 'requests': api.requests_sent,
-            'retries': api.retries, 'service_calls': plane.calls,
-            'service_failures': plane.failures, 'threads': threading.active_count(),
-            'asyncio_tasks': self.asyncio_tasks})
-        for robot_id, reason in dict(self.fleet.unresolved).items():
-            yield status(f'robot {robot_id}', DiagnosticStatus.WARN,
-                         f'not mirrored yet: {reason}', {'robot_id': robot_id})
-        for robot_id, reason in dict(self.fleet.refused).items():
-            yield status(f'robot {robot_id}', DiagnosticStatus.ERROR,
-                         f'refused, not retried: {reason}', {'robot_id': robot_id})
-        for robot in list(self.fleet.robots.values()):
-            yield from robot_statuses(robot)
+            'retries': api.retries, 'services': plane is not None,
+            'service_calls': plane.calls if plane else 0,
+            'service_failures': plane.failures if plane else 0,
+            'threads': threading.active_count(), 'asyncio_tasks': self.asyncio_tasks})
+        yield from fleet_statuses(self.fleet, self.config)
         if self.upstream is not None:
             yield from self.upstream.statuses()
 
     def shutdown(self) -> None:
         """Stop the asyncio side: close streams and the HTTP client, bounded in time."""
         self.diagnostics.destroy()
-        self.control_plane.destroy()
+        if self.control_plane is not None:
+            self.control_plane.destroy()
         self.loop.stop(self._shutdown_async, timeout=1.5)
         logging.getLogger('roboflare_bridge').removeHandler(self._log_handler)
 

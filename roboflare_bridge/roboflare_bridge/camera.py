@@ -275,6 +275,9 @@ class CameraMirror:
     def warnings(self) -> List[str]:
         return []  # a bad or oversized frame is dropped alone: counted, not a user's task
 
+    def publishers(self) -> List[Any]:
+        return [p for p in (self._compressed, self._raw) if p is not None]
+
     def stop(self) -> None:
         pass  # the shared DecodeWorker is stopped by the fleet
 

@@ -54,6 +54,9 @@ class Capability(Protocol):
     def warnings(self) -> List[str]:
         """Return what a user must act on (the robot's status is WARN while there are any)."""
 
+    def publishers(self) -> List[Any]:
+        """Return the publishers it created: destroyed when its robot stops being mirrored."""
+
     def stop(self) -> None:
         """Release what it holds (asyncio loop, after its stream stopped)."""
 

@@ -81,6 +81,46 @@ def robot_statuses(robot: Any) -> List[DiagnosticStatus]:
     return [status(f'robot {robot.robot.ros_name}', level, message, values)] + streams
 
 
+def fleet_statuses(fleet: Any, config: Any) -> List[DiagnosticStatus]:
+    """Return the selection's status, then one per robot: mirrored, offline or unmatched."""
+    selected, mirrored = dict(fleet.selected), dict(fleet.robots)
+    offline = {robot_id: robot for robot_id, robot in selected.items()
+               if robot.status == 'offline'}
+    unmatched = dict(fleet.unmatched)
+    if fleet.poll_error:
+        refused = fleet.poll_error_code in ('unauthorized', 'forbidden')
+        level = ERROR if refused else WARN
+        message = f"listing the org's robots failed: {fleet.poll_error}"
+    elif not fleet.polls:
+        level, message = WARN, "listing the org's robots"
+    else:
+        level = WARN if unmatched or offline else OK
+        message = (f'{len(mirrored)} robots mirrored, {len(offline)} offline'
+                   + (f', {len(unmatched)} robots entries match nothing' if unmatched else ''))
+    statuses = [status('fleet', level, message, {
+        'selected': len(selected), 'mirrored': len(mirrored) - len(offline),
+        'offline': len(offline), 'removed': fleet.removed, 'polls': fleet.polls,
+        'poll_interval_s': float(config.robots_poll_interval_s),
+        'shard': f'{config.shard_index} of {config.shard_count}',
+        'robots': ' '.join(config.robots), 'deny_robots': ' '.join(config.deny_robots)})]
+    for entry, reason in unmatched.items():
+        statuses.append(status(f'robot {entry}', WARN, f'not mirrored: {reason}',
+                               {'entry': entry}))
+    for robot_id, entry in mirrored.items():
+        robot = offline.get(robot_id)
+        if robot is None:
+            statuses += robot_statuses(entry)
+            continue
+        seen = robot.last_seen_at[0]
+        last_seen = (time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seen)) if seen
+                     else 'never')
+        statuses.append(status(f'robot {entry.robot.ros_name}', WARN,
+                               f'offline, last seen {last_seen}; streams wait for it',
+                               {'robot_id': robot_id, 'name': robot.name,
+                                'namespace': entry.robot.namespace, 'last_seen': last_seen}))
+    return statuses
+
+
 def forwarder_statuses(forwarder: Any, stream: StreamClient) -> List[DiagnosticStatus]:
     """Return the upstream log forwarder's status and its stream's."""
     values = forwarder.diagnostic_values()

@@ -12,12 +12,18 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """
-The mirrored robots: who each one is locally, and the streams that mirror it.
+The mirrored robots: which ones, who each one is locally, and the streams that mirror it.
 
-A robot's local identity comes from its name in the control plane: ``{robot}`` in
-``namespace_format`` and ``frame_prefix_format`` is that name made a valid ROS name. The
-name is fetched once (retrying while the API is unreachable) before anything is published,
-so namespaces never change under a running rviz.
+The fleet lists the org's robots at start and every ``robots_poll_interval_s`` (at once
+after ``ros2 param set``), and mirrors those its selection names (robot_selection): a
+robot that joins or starts to match is mirrored, one that leaves or stops matching has its
+streams closed, its publishers destroyed and its ``/tf_static`` entries withdrawn. An
+offline robot keeps its publishers (its latched map stays for rviz) while its streams wait
+for it to come back. Every poll publishes the selection, latched, on ``/roboflare/robots``.
+
+A robot's local identity comes from its name: ``{robot}`` in ``namespace_format`` and
+``frame_prefix_format`` is that name made a valid ROS name; a renamed robot is mirrored
+again under its new names.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Set
+
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from roboflare_interfaces import msg
 
 from .api_client import ApiClient
 from .backoff import retry_backoff
@@ -34,11 +43,19 @@ from .capability import Capability, open_stream
 from .credentials import Token
 from .log_mirror import LogMirror
 from .mirror import qos_profile, StaticTransforms, TF_STATIC_TOPIC, TopicMirror
-from .params import BridgeConfig, ros_name
-from .resources import ApiError, FORBIDDEN, NOT_FOUND, UNAUTHORIZED
+from .params import BridgeConfig
+from .resources import ApiError, Robot
+from .robot_selection import ros_names, Selection
 from .streams import StreamClient
 
 _log = logging.getLogger(__name__)
+
+ROBOTS_TOPIC = '/roboflare/robots'
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Changing any of these re-creates every robot's mirrors (the selection alone does not).
+MIRROR_SETTINGS = ('topics', 'deny_topics', 'topic_throttle', 'camera', 'decode_images',
+                   'remote_logs')
 
 
 @dataclass(frozen=True)
@@ -52,28 +69,30 @@ class RemoteRobot:
     frame_prefix: str
 
     @classmethod
-    def from_name(cls, robot_id: str, name: str, config: BridgeConfig) -> 'RemoteRobot':
-        safe = ros_name(name or robot_id)
-        return cls(robot_id, name, safe, config.namespace_format.format(robot=safe),
-                   config.frame_prefix_format.format(robot=safe))
+    def named(cls, robot_id: str, name: str, safe_name: str,
+              config: BridgeConfig) -> 'RemoteRobot':
+        return cls(robot_id, name, safe_name, config.namespace_format.format(robot=safe_name),
+                   config.frame_prefix_format.format(robot=safe_name))
 
 
 @dataclass
 class RobotStreams:
-    """What runs for one mirrored robot: its capabilities and their streams."""
+    """What runs for one mirrored robot: its capabilities and, unless paused, their streams."""
 
     robot: RemoteRobot
     capabilities: List[Capability]
     streams: List[StreamClient]
+    task: Optional[asyncio.Future] = None  # the streams running; None while offline
 
 
 class Fleet:
     """
-    Starts, holds and stops the mirrors of every robot in the ``robots`` parameter.
+    Selects, starts, pauses and stops the mirrors of the org's robots.
 
-    Threads: :meth:`run` and :meth:`stop` run on the asyncio loop, which alone changes
-    :attr:`robots`, :attr:`unresolved` and :attr:`refused`; diagnostics copy them (one
-    C-level copy each).
+    Threads: everything runs on the asyncio loop, which alone changes :attr:`robots`,
+    :attr:`selected` and :attr:`unmatched`; diagnostics copy them (one C-level copy each).
+    Publishers are destroyed on the executor's thread (their event handlers are in its
+    wait set).
     """
 
     def __init__(self, node: Any, config: BridgeConfig, api: ApiClient, token: Token) -> None:
@@ -84,29 +103,163 @@ class Fleet:
         self.decode_worker = DecodeWorker() if config.camera and config.decode_images else None
         self._static_transforms = StaticTransforms(
             node.create_publisher, qos_profile(config.qos_rules().for_topic(TF_STATIC_TOPIC)))
-        self.robots: Dict[str, RobotStreams] = {}
-        self.unresolved: Dict[str, str] = dict.fromkeys(config.robots, 'resolving')
-        self.refused: Dict[str, str] = {}  # robots the API will not give: not retried
-        self._tasks: List[asyncio.Task] = []
+        self._status = node.create_publisher(msg.RobotArray, ROBOTS_TOPIC, LATCHED)
+        self.robots: Dict[str, RobotStreams] = {}  # mirrored, by id
+        self.selected: Dict[str, Robot] = {}  # the last poll's selection, by id
+        self.unmatched: Dict[str, str] = {}  # robots entries naming no robot of the org
+        self.poll_error = ''
+        self.poll_error_code = ''
+        self.polls = 0
+        self.removed = 0
+        self._warned: Set[str] = set()
+        self._restart_mirrors = False
+        self._wake: Optional[asyncio.Event] = None
 
     async def run(self) -> None:
-        """Resolve every robot, then keep its streams running until cancelled."""
-        self._tasks = [asyncio.ensure_future(self._run_robot(robot_id))
-                       for robot_id in self._config.robots]
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """List the org's robots and apply the selection, until cancelled."""
+        self._wake = asyncio.Event()
+        backoff = retry_backoff()
+        while True:
+            try:
+                listing = await self._api.list_robots()
+            except ApiError as error:
+                self.poll_error, self.poll_error_code = str(error), error.code
+                delay = min(backoff.next_delay(), self._config.robots_poll_interval_s)
+                _log.warning("listing the org's robots failed: %s; retrying in %.1fs", error,
+                             delay)
+            else:
+                self.poll_error, self.poll_error_code = '', ''
+                self.polls += 1
+                backoff.reset()
+                await self._apply(listing)
+                delay = self._config.robots_poll_interval_s
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    def reconfigure(self, config: BridgeConfig) -> None:
+        """Take parameters changed at run time (asyncio loop): list the robots again now."""
+        if any(getattr(config, name) != getattr(self._config, name)
+               for name in MIRROR_SETTINGS):
+            self._restart_mirrors = True
+        self._config = config
+        if config.camera and config.decode_images and self.decode_worker is None:
+            self.decode_worker = DecodeWorker()
+        if self._wake is not None:
+            self._wake.set()
 
     async def stop(self) -> None:
-        for entry in self.robots.values():
-            for stream in entry.streams:
-                await stream.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for entry in self.robots.values():
-            for capability in entry.capabilities:
+        for robot_id in list(self.robots):
+            await self._pause(self.robots[robot_id])
+            for capability in self.robots[robot_id].capabilities:
                 capability.stop()
         if self.decode_worker is not None:
             self.decode_worker.stop()
+
+    # -- applying a listing ---------------------------------------------------------------
+
+    async def _apply(self, listing: Sequence[Robot]) -> None:
+        config = self._config
+        selection = Selection(config.robots, config.deny_robots, config.shard_count,
+                              config.shard_index)
+        names, renamed = ros_names(listing)  # over the org: every bridge agrees
+        chosen = {robot.id: robot for robot in selection.choose(listing)}
+        for robot_id in chosen.keys() & renamed.keys():
+            if renamed[robot_id] not in self._warned:
+                self._warned.add(renamed[robot_id])
+                _log.warning('%s', renamed[robot_id])
+        self.unmatched = dict.fromkeys(selection.unmatched(listing),
+                                       'names no robot of the org (looked for at every poll)')
+        restart, self._restart_mirrors = self._restart_mirrors, False
+        in_org = {robot.id for robot in listing}
+        for robot_id, entry in list(self.robots.items()):
+            robot = chosen.get(robot_id)
+            if robot is None:
+                reason = 'no longer selected' if robot_id in in_org else 'left the org'
+            elif RemoteRobot.named(robot.id, robot.name, names[robot.id],
+                                   config) != entry.robot:
+                reason = f'renamed to {robot.name!r}'
+            elif restart:
+                reason = 'its parameters changed'
+            else:
+                continue
+            await self._remove(entry, reason)
+        for robot_id, robot in chosen.items():
+            entry = self.robots.get(robot_id)
+            if entry is None:
+                entry = self._add(RemoteRobot.named(robot.id, robot.name, names[robot.id],
+                                                    config))
+            if robot.status == 'offline' and entry.task is not None:
+                await self._pause(entry)
+                _log.warning('robot %s (%s) is offline: its streams wait for it to come back',
+                             robot.name, robot.id)
+            elif robot.status != 'offline' and entry.task is None:
+                self._resume(entry)
+        self.selected = chosen
+        self._publish_status()
+
+    def _add(self, robot: RemoteRobot) -> RobotStreams:
+        entry = RobotStreams(robot, self._capabilities(robot), [])
+        self.robots[robot.id] = entry
+        _log.info('mirroring robot %s (%s) under %s, frames prefixed %r', robot.name, robot.id,
+                  robot.namespace, robot.frame_prefix)
+        return entry
+
+    def _resume(self, entry: RobotStreams) -> None:
+        config = self._config
+        entry.streams = [open_stream(capability.stream_spec(), self._api.base_url,
+                                     entry.robot.id, self._token, config.stream_ping_interval_s,
+                                     config.stream_ping_timeout_s)
+                         for capability in entry.capabilities]
+        entry.task = asyncio.gather(*(stream.run() for stream in entry.streams))
+
+    async def _pause(self, entry: RobotStreams) -> None:
+        for stream in entry.streams:
+            await stream.stop()
+        if entry.task is not None:
+            entry.task.cancel()
+            await asyncio.gather(entry.task, return_exceptions=True)
+            entry.task = None
+
+    async def _remove(self, entry: RobotStreams, reason: str) -> None:
+        robot = entry.robot
+        del self.robots[robot.id]
+        await self._pause(entry)
+        publishers = []
+        for capability in entry.capabilities:
+            capability.stop()
+            publishers += capability.publishers()
+        self._destroy_publishers(publishers)
+        self._static_transforms.withdraw(robot.namespace)
+        self.removed += 1
+        _log.warning('robot %s (%s) is no longer mirrored (%s): its topics under %s are gone',
+                     robot.name, robot.id, reason, robot.namespace)
+
+    def _destroy_publishers(self, publishers: List[Any]) -> None:
+        def destroy() -> None:
+            for publisher in publishers:
+                self._node.destroy_publisher(publisher)
+        executor = self._node.executor
+        if executor is None:
+            destroy()
+        else:
+            executor.create_task(destroy)
+
+    def _publish_status(self) -> None:
+        config, robots = self._config, list(self.selected.values())
+        status = msg.RobotArray(stamp=self._node.get_clock().now().to_msg(),
+                                shard_index=config.shard_index, shard_count=config.shard_count)
+        for robot in robots:
+            entry = self.robots.get(robot.id)
+            status.robots.append(msg.Robot(id=robot.id, name=robot.name, status=robot.status))
+            status.robots[-1].last_seen_at.sec, status.robots[-1].last_seen_at.nanosec = \
+                robot.last_seen_at
+            status.ros_names.append(entry.robot.ros_name if entry else '')
+            status.namespaces.append(entry.robot.namespace if entry else '')
+            status.mirrored.append(entry is not None and entry.task is not None)
+        self._status.publish(status)
 
     def _capabilities(self, robot: RemoteRobot) -> List[Capability]:
         """Return what the configuration mirrors of a robot."""
@@ -116,42 +269,14 @@ class Fleet:
             config.topics, config.deny_topics, config.qos_rules(), config.topic_throttle,
             config.fleet_frame, config.echo_max_frame_bytes, self._static_transforms)]
         if config.camera:
+            worker = self.decode_worker if config.decode_images else None
             capabilities.append(CameraMirror(
                 robot.ros_name, robot.namespace, robot.frame_prefix + config.camera_frame_id,
                 create_publisher, lambda: self._node.get_clock().now().to_msg(),
-                self.decode_worker, config.camera_max_frame_bytes))
+                worker, config.camera_max_frame_bytes))
         if config.remote_logs:
             capabilities.append(LogMirror(robot.ros_name, robot.namespace, create_publisher))
         return capabilities
 
-    async def _run_robot(self, robot_id: str) -> None:
-        robot = await self._resolve(robot_id)
-        if robot is None:
-            return
-        config = self._config
-        capabilities = self._capabilities(robot)
-        streams = [open_stream(capability.stream_spec(), self._api.base_url, robot.id,
-                               self._token, config.stream_ping_interval_s,
-                               config.stream_ping_timeout_s) for capability in capabilities]
-        self.robots[robot_id] = RobotStreams(robot, capabilities, streams)
-        self.unresolved.pop(robot_id, None)
-        _log.info('mirroring robot %s (%s) under %s, frames prefixed %r', robot.name,
-                  robot.id, robot.namespace, robot.frame_prefix)
-        await asyncio.gather(*(stream.run() for stream in streams))
 
-    async def _resolve(self, robot_id: str) -> Optional[RemoteRobot]:
-        backoff = retry_backoff()
-        while True:
-            try:
-                robot = await self._api.get_robot(robot_id)
-                return RemoteRobot.from_name(robot.id, robot.name, self._config)
-            except ApiError as error:
-                if error.code in (NOT_FOUND, UNAUTHORIZED, FORBIDDEN):
-                    _log.error('robot %s cannot be mirrored: %s', robot_id, error)
-                    self.refused[robot_id] = str(error)
-                    self.unresolved.pop(robot_id, None)
-                    return None
-                self.unresolved[robot_id] = str(error)
-                delay = backoff.next_delay()
-                _log.warning('robot %s: %s; retrying in %.1fs', robot_id, error, delay)
-                await asyncio.sleep(delay)
+__all__ = ['Fleet', 'RemoteRobot', 'RobotStreams', 'ROBOTS_TOPIC']

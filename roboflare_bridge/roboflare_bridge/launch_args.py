@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
@@ -68,6 +68,28 @@ def _robot_list(value: Any, text: str) -> list:
                               f'them, like "[rbt_0001, rbt_0002]"; got {text!r}')
 
 
+def shards(text: str) -> List[Tuple[str, Dict[str, Any]]]:
+    """
+    Return each shard's node name and parameters for ``shards:=N``.
+
+    Shard 0 keeps the node's name (its services and actions are the control plane) and
+    forwards logs if asked; the others mirror their share of the robots only.
+    """
+    try:
+        count = int(text or '1')
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 64:
+        raise LaunchArgumentError(f"launch argument 'shards' must be an integer from 1 to 64, "
+                                  f'got {text!r}')
+    if count == 1:
+        return [('roboflare_bridge', {})]
+    return [('roboflare_bridge' if index == 0 else f'roboflare_bridge_shard_{index}',
+             {'shard_count': count, 'shard_index': index,
+              **({} if index == 0 else {'forward_logs': False})})
+            for index in range(count)]
+
+
 def rviz_config_path() -> Path:
     """Return where ``rviz:=true`` writes its config (``$ROS_HOME``, else ``~/.ros``)."""
     home = os.environ.get('ROS_HOME') or os.path.join('~', '.ros')
@@ -108,4 +130,4 @@ def check_params_file(path: str) -> str:
 
 
 __all__ = ['LOG_LEVELS', 'LaunchArgumentError', 'OVERRIDABLE', 'check_params_file',
-           'overrides', 'prepare_rviz', 'rviz_config_path']
+           'overrides', 'prepare_rviz', 'rviz_config_path', 'shards']

@@ -75,6 +75,9 @@ class LogMirror:
     def warnings(self) -> List[str]:
         return []
 
+    def publishers(self) -> List[Any]:
+        return [self._publisher]
+
     def stop(self) -> None:
         pass  # its publisher lives as long as the node
 

@@ -86,16 +86,26 @@ class StaticTransforms:
         self._make_publisher = publisher_factory
         self._qos = qos
         self._publisher: Any = None
+        self._tf_type: Any = None
         self._by_robot: Dict[str, List[Any]] = {}
 
     def update(self, robot: str, transforms: List[Any], tf_type: type,
                drops: DropCounter) -> bool:
         """Replace a robot's static transforms and publish everyone's; False if dropped."""
         self._by_robot[robot] = transforms
+        self._tf_type = tf_type
         if self._publisher is None:
             self._publisher = self._make_publisher(tf_type, TF_STATIC_TOPIC, self._qos)
+        return self._publish(drops)
+
+    def withdraw(self, robot: str) -> None:
+        """Publish everyone's static transforms without a robot's (it is no longer mirrored)."""
+        if self._by_robot.pop(robot, None) is not None:
+            self._publish(DropCounter(_log, 'static transforms'))
+
+    def _publish(self, drops: DropCounter) -> bool:
         merged = [transform for each in self._by_robot.values() for transform in each]
-        return publish_or_drop(self._publisher, tf_type(transforms=merged), drops)
+        return publish_or_drop(self._publisher, self._tf_type(transforms=merged), drops)
 
 
 @dataclass
@@ -164,6 +174,9 @@ class TopicMirror:
         return [f'{topic} not mirrored: its {size} byte frames exceed echo_max_frame_bytes '
                 f'({self._max_frame_bytes}); raise it to mirror them'
                 for topic, size in sorted(dict(self.oversized).items())]
+
+    def publishers(self) -> List[Any]:
+        return [publisher for _, publisher in self._publishers.values()]
 
     def stop(self) -> None:
         for task in list(self._sends):

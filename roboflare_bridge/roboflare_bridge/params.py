@@ -42,6 +42,10 @@ class BridgeConfig:
     token_file: str = ''
     allow_insecure_http: bool = False
     robots: Tuple[str, ...] = ()
+    deny_robots: Tuple[str, ...] = ()
+    robots_poll_interval_s: float = 30.0
+    shard_count: int = 1
+    shard_index: int = 0
     topics: Tuple[str, ...] = ('/**',)
     deny_topics: Tuple[str, ...] = ()
     namespace_format: str = '/roboflare/{robot}'
@@ -78,7 +82,13 @@ DESCRIPTIONS = {
     'base_url': 'Roboflare API base URL; empty = ROBOFLARE_BASE_URL, credentials.toml, default',
     'token_file': 'file holding the API token; empty = ROBOFLARE_TOKEN or credentials.toml',
     'allow_insecure_http': 'allow a plain http:// base_url to a non-loopback host',
-    'robots': 'ids of the remote robots to mirror',
+    'robots': 'robots to mirror: ids, names or globs over either ("*" = every robot)',
+    'deny_robots': 'robots never mirrored: ids, names or globs, applied after robots',
+    'robots_poll_interval_s': "period of listing the org's robots: joins, leaves, renames, "
+                              'offline robots',
+    'shard_count': 'bridges sharing the robots; each robot goes to one, by a hash of its id',
+    'shard_index': "this bridge's shard, 0 to shard_count - 1; shard 0 alone serves the "
+                   'control plane and forwards logs',
     'topics': 'remote topics to mirror (globs: * within a name level, ** across levels)',
     'deny_topics': 'remote topics never mirrored (globs), applied after topics',
     'namespace_format': 'local namespace of a mirrored robot; {robot} = its ROS-safe name',
@@ -113,11 +123,17 @@ DESCRIPTIONS = {
                             '(counted, named in diagnostics) and the stream goes on',
 }
 
-_ARRAYS = {'robots', 'topics', 'deny_topics', 'log_ignore_nodes', 'qos_overrides',
+_ARRAYS = {'robots', 'deny_robots', 'topics', 'deny_topics', 'log_ignore_nodes', 'qos_overrides',
            'topic_throttle', 'transient_local_topics'}
+# What ``ros2 param set`` may change while the bridge runs (the fleet applies it); every
+# other parameter is read-only, and rclpy refuses to set it, naming it.
+RUNTIME = frozenset({'robots', 'deny_robots', 'robots_poll_interval_s', 'topics',
+                     'deny_topics', 'topic_throttle', 'camera', 'decode_images',
+                     'remote_logs'})
 # Seconds may be written 5 or 5.0: accept both (a static DOUBLE would refuse 5).
-_SECONDS = {'request_timeout_s', 'deploy_poll_interval_s', 'diagnostics_period_s',
-            'stream_ping_interval_s', 'stream_ping_timeout_s', 'log_ack_timeout_s'}
+_SECONDS = {'robots_poll_interval_s', 'request_timeout_s', 'deploy_poll_interval_s',
+            'diagnostics_period_s', 'stream_ping_interval_s', 'stream_ping_timeout_s',
+            'log_ack_timeout_s'}
 
 
 def declare_and_read(node: Node) -> BridgeConfig:
@@ -126,7 +142,8 @@ def declare_and_read(node: Node) -> BridgeConfig:
     values: Dict[str, Any] = {}
     for name, description in DESCRIPTIONS.items():
         default = getattr(defaults, name)
-        descriptor = ParameterDescriptor(description=description, read_only=True)
+        descriptor = ParameterDescriptor(description=description,
+                                         read_only=name not in RUNTIME)
         try:
             if name in _ARRAYS or name in _SECONDS:
                 # Dynamic typing: a params file's empty list arrives with no element type,
@@ -229,6 +246,13 @@ def _validate(config: BridgeConfig) -> None:
                 fail(name, f'holds {pattern!r}, which is not an absolute topic glob')
     if len(set(config.robots)) != len(config.robots):
         fail('robots', 'lists a robot twice')
+    if not isinstance(config.shard_count, int) or config.shard_count < 1:
+        fail('shard_count', 'must be an integer >= 1')
+    if (not isinstance(config.shard_index, int)
+            or not 0 <= config.shard_index < config.shard_count):
+        fail('shard_index', f'must be from 0 to shard_count - 1 ({config.shard_count - 1})')
+    if config.forward_logs and config.shard_index != 0:
+        fail('forward_logs', "is for shard 0 only (one bridge forwards this machine's logs)")
 
 
 def ros_name(robot_name: str) -> str:
@@ -240,4 +264,5 @@ def ros_name(robot_name: str) -> str:
     return name
 
 
-__all__ = ['BridgeConfig', 'ParameterError', 'declare_and_read', 'build_config', 'ros_name']
+__all__ = ['BridgeConfig', 'ParameterError', 'RUNTIME', 'declare_and_read', 'build_config',
+           'ros_name']

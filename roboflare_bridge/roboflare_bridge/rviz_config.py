@@ -45,7 +45,8 @@ from .frames import (
     ECHO_STREAM, EchoTopics, FrameError, LIST_TOPICS_OP, parse_echo_frame,
 )
 from .globs import glob_match, topic_selected
-from .params import BridgeConfig, build_config, ParameterError
+from .params import BridgeConfig, build_config, ParameterError, ros_name
+from .robot_selection import ros_names
 from .streams import _ws_connect, websocket_url
 from .topic_qos import TopicQos
 
@@ -230,21 +231,22 @@ async def resolve(entries: Sequence[str], config: BridgeConfig, offline: bool = 
             _log.warning('%s: robots are taken as names, topics as the standard ones', exc)
             offline = True
     if offline:
-        return [(RemoteRobot.from_name(entry, entry, config), STANDARD_TOPICS)
+        return [(RemoteRobot.named(entry, entry, ros_name(entry), config), STANDARD_TOPICS)
                 for entry in entries]
     async with ApiClient(credentials, request_timeout_s=timeout_s, max_attempts=2) as api:
         try:
             known = [RobotChoice(robot.id, robot.name) for robot in await api.list_robots()]
         except ApiError as exc:
             _log.warning('robots not listed (%s): they are taken as names', exc)
-            return [(RemoteRobot.from_name(entry, entry, config), STANDARD_TOPICS)
+            return [(RemoteRobot.named(entry, entry, ros_name(entry), config), STANDARD_TOPICS)
                     for entry in entries]
     chosen = choose_robots(entries, known)
+    names, _ = ros_names(known)  # as the bridge names them
     listings = await asyncio.gather(*(list_topics(credentials.base_url, robot.id,
                                                   credentials.token, timeout_s)
                                       for robot in chosen))
-    return [(RemoteRobot.from_name(robot.id, robot.name, config), topics or STANDARD_TOPICS)
-            for robot, topics in zip(chosen, listings)]
+    return [(RemoteRobot.named(robot.id, robot.name, names[robot.id], config),
+             topics or STANDARD_TOPICS) for robot, topics in zip(chosen, listings)]
 
 
 def write_config(entries: Sequence[str], config: BridgeConfig, output: Optional[Path],

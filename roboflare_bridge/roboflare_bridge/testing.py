@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import uuid
@@ -325,6 +326,15 @@ def executable(name: str) -> str:
                             f'index nor next to {sys.executable}')
 
 
+def wait_until_true(predicate: Callable[[], bool], timeout: float, what: str = '') -> None:
+    """Poll a condition that nothing signals (the ROS graph, a file), with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'timed out after {timeout}s waiting for {what or predicate}')
+        time.sleep(0.05)
+
+
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str = '') -> None:
     """Wait for a condition another thread or process makes true, with a deadline."""
     loop = asyncio.get_running_loop()
@@ -450,6 +460,6 @@ def rss_bytes(pid: int, field: str = 'VmRSS') -> int:
 
 __all__: List[str] = ['EmulatorThread', 'EmulatorProcess', 'RosHarness', 'BridgeProcess',
                       'Collector', 'FakePublisher', 'FakeStream', 'fake_publishers',
-                      'diagnostics_values', 'rss_bytes', 'wait_future',
-                      'wait_until', 'start_python', 'stop_process', 'executable',
+                      'diagnostics_values', 'rss_bytes', 'wait_future', 'wait_until',
+                      'wait_until_true', 'start_python', 'stop_process', 'executable',
                       'ros_subprocess_env', 'small_filesystem', 'fill_filesystem']

@@ -204,17 +204,16 @@ def test_diagnostics_tell_a_rejected_token_and_refused_robots_apart(ros, tmp_pat
     try:
         plane = diagnostics_values(ros, 'control plane', 30,
                                    lambda v: int(v['requests']) > 0)
-        robot = diagnostics_values(ros, 'robot rbt_0001', 30,
-                                   lambda v: v['_level'] == b'\x02')
+        fleet = diagnostics_values(ros, 'fleet', 30, lambda v: v['_level'] == b'\x02')
     finally:
         assert bridge.stop() == 0
         emulator.close()
     assert plane['_level'] == b'\x02' and plane['_message'] == 'token rejected (HTTP 401)'
     assert plane['org_id'] == ''  # the 401 carried an org id header: not ours to report
-    assert robot['_message'].startswith('refused, not retried: unauthorized')
+    assert fleet['_message'].startswith("listing the org's robots failed: unauthorized")
 
 
-def test_an_unknown_robot_is_refused_for_good_and_the_others_are_mirrored(ros, tmp_path):
+def test_an_unknown_robot_is_reported_and_the_others_are_mirrored(ros, tmp_path):
     emulator = EmulatorThread(robots=1)
     bridge = BridgeProcess(tmp_path, emulator.url, emulator.token,
                            {'robots': ['rbt_0001', 'rbt_9999'], 'diagnostics_period_s': 0.5})
@@ -225,8 +224,9 @@ def test_an_unknown_robot_is_refused_for_good_and_the_others_are_mirrored(ros, t
     finally:
         assert bridge.stop() == 0
         emulator.close()
-    assert unknown['_level'] == b'\x02' and 'refused, not retried: not_found' in \
-        unknown['_message']
+    assert unknown['_level'] == b'\x01'
+    assert unknown['_message'] == 'not mirrored: names no robot of the org (looked for at ' \
+        'every poll)'
     assert known['namespace'] == '/roboflare/robot_1'
     assert plane['_level'] == b'\x00' and plane['org_id'] == 'org_emulated'
 

@@ -185,8 +185,9 @@ class Emulator:
         else:
             transport.resume_reading()
 
-    async def drop_streams(self, abort: bool = True) -> int:
-        connections = list(self.connections)
+    async def drop_streams(self, abort: bool = True, robot_id: str = '') -> int:
+        connections = [conn for conn in self.connections
+                       if not robot_id or conn.robot_id == robot_id]
         for conn in connections:
             if abort and conn.request.transport is not None:
                 conn.request.transport.abort()
@@ -293,6 +294,9 @@ class Emulator:
         r.add_get('/_emulator/robots/{id}/uploaded-logs', self._uploaded_logs)
         r.add_post('/_emulator/robots/{id}/{stream:.*}/inject', self._inject)
         r.add_post('/_emulator/drop-streams', self._drop_streams)
+        r.add_post('/_emulator/robots', self._add_robot)
+        r.add_post('/_emulator/robots/{id}', self._update_robot)
+        r.add_delete('/_emulator/robots/{id}', self._remove_robot)
         r.add_post('/_emulator/outage', self._outage)
         r.add_get('/_emulator/stats', self._stats)
 
@@ -379,6 +383,8 @@ class Emulator:
                 status = self.faults.refuse_handshakes
                 return _envelope_error(status, error_code_for_status(status), 'injected refusal')
             robot = self.world.robot(request.match_info['id'])
+            if robot.id in self.world.offline_since:
+                return _envelope_error(503, 'http_error', 'robot is offline')
             ws = web.WebSocketResponse(max_msg_size=4 << 20, autoping=True, heartbeat=None)
             await ws.prepare(request)
             conn = _Connection(robot.id, stream, ws, request)
@@ -638,6 +644,24 @@ class Emulator:
                 closed += 1  # the client hung up mid-injection (e.g. on an oversized frame)
         return _json({'connections': len(targets), 'frames': len(frames),
                       'closed_by_client': closed})
+
+    async def _add_robot(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request) or {}
+        robot = self.world.add_robot(str(body.get('name', '')))
+        return _json({'data': self.world.robot_json(robot)}, 201)
+
+    async def _update_robot(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request) or {}
+        robot = self.world.update_robot(request.match_info['id'], str(body.get('name', '')),
+                                        str(body.get('status', '')))
+        if robot.id in self.world.offline_since:
+            await self.drop_streams(robot_id=robot.id)  # an offline robot streams nothing
+        return _json({'data': self.world.robot_json(robot)})
+
+    async def _remove_robot(self, request: web.Request) -> web.Response:
+        self.world.remove_robot(request.match_info['id'])
+        await self.drop_streams(robot_id=request.match_info['id'])
+        return _json({'removed': request.match_info['id']})
 
     async def _drop_streams(self, request: web.Request) -> web.Response:
         return _json({'dropped': await self.drop_streams(abort=True)})

@@ -88,9 +88,12 @@ class World:
         self.rng = random.Random(seed)
         self.timing = DeploymentTiming()
         self.started = time.time()
-        self.robots = [SimRobot(i, f'rbt_{i + 1:04d}', f'robot-{i + 1}', map_cells)
-                       for i in range(robots)]
-        self.robots_by_id = {robot.id: robot for robot in self.robots}
+        self.map_cells = map_cells
+        self.robots: List[SimRobot] = []
+        self.robots_by_id: Dict[str, SimRobot] = {}
+        self.offline_since: Dict[str, float] = {}  # robot id -> when it went offline
+        for _ in range(robots):
+            self.add_robot()
         now = self.started
         self.releases = [
             {'id': 'rel_navstack_140', 'name': 'navstack', 'version': '1.4.0',
@@ -120,8 +123,41 @@ class World:
     # -- reads ----------------------------------------------------------------------------
 
     def robot_json(self, robot: SimRobot) -> Dict[str, Any]:
-        return {'id': robot.id, 'name': robot.name, 'status': 'online',
-                'last_seen_at': format_time(time.time())}
+        offline_since = self.offline_since.get(robot.id)
+        return {'id': robot.id, 'name': robot.name,
+                'status': 'online' if offline_since is None else 'offline',
+                'last_seen_at': format_time(offline_since or time.time())}
+
+    # -- the fleet changing (emulator control) --------------------------------------------
+
+    def add_robot(self, name: str = '') -> SimRobot:
+        """Add a robot to the org: the next free id, and a name (default robot-<n>)."""
+        index = max((robot.index for robot in self.robots), default=-1) + 1
+        robot = SimRobot(index, f'rbt_{index + 1:04d}', name or f'robot-{index + 1}',
+                         self.map_cells)
+        self.robots.append(robot)
+        self.robots_by_id[robot.id] = robot
+        return robot
+
+    def remove_robot(self, robot_id: str) -> None:
+        robot = self.robot(robot_id)
+        self.robots.remove(robot)
+        del self.robots_by_id[robot_id]
+        self.offline_since.pop(robot_id, None)
+
+    def update_robot(self, robot_id: str, name: str = '', status: str = '') -> SimRobot:
+        """Rename a robot, or take it offline or back online."""
+        robot = self.robot(robot_id)
+        if status not in ('', 'online', 'offline'):
+            raise WorldError(400, 'bad_request', f'status {status[:20]!r} is not online or '
+                             'offline')
+        if name:
+            robot.name = name
+        if status == 'offline':
+            self.offline_since.setdefault(robot_id, time.time())
+        elif status == 'online':
+            self.offline_since.pop(robot_id, None)
+        return robot
 
     def robot(self, robot_id: str) -> SimRobot:
         robot = self.robots_by_id.get(robot_id)
