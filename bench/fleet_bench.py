@@ -32,8 +32,11 @@ delivery here or the emulator storing the batch (it acknowledges at once). For l
 forwarding "robots" is the number of /rosout publishing nodes (one process), since a bridge
 forwards the logs of the robot it runs on.
 
+With ``--shards 1,2`` each topic and camera cell runs once per shard count: N bridge
+processes (``shard_count`` N) share the robots; CPU and peak RSS are their sums.
+
     python bench/fleet_bench.py [--robots 1,10,50] [--kinds echo,compressed,decoded,logs]
-                                [--seconds S] [--json FILE]
+                                [--shards 1,2] [--seconds S] [--json FILE]
 """
 
 from __future__ import annotations
@@ -196,11 +199,31 @@ def bridge_parameters(kind: str, robots: int) -> Dict[str, Any]:
     return {**mirrors, 'topics': ['/none'], 'decode_images': kind == 'decoded'}
 
 
-def run_stream_cell(kind: str, robots: int, settings: Settings) -> Dict[str, Any]:
-    """Topic echo and camera: emulator -> bridge -> this process's subscriptions."""
+class Shards:
+    """Bridge processes sharing the robots, measured as one (CPU and RSS summed)."""
+
+    def __init__(self, emulator: EmulatorProcess, count: int, **parameters: Any) -> None:
+        shard = [{'shard_count': count, 'shard_index': i} if count > 1 else {}
+                 for i in range(count)]
+        self.bridges = [BridgeProcess(emulator, **parameters, **shard[i]) for i in range(count)]
+
+    def cpu_seconds(self) -> float:
+        return sum(bridge.cpu_seconds() for bridge in self.bridges)
+
+    def peak_rss_kb(self) -> int:
+        return sum(bridge.peak_rss_kb() for bridge in self.bridges)
+
+    def close(self) -> None:
+        for bridge in self.bridges:
+            bridge.close()
+
+
+def run_stream_cell(kind: str, robots: int, settings: Settings,
+                    shards: int = 1) -> Dict[str, Any]:
+    """Topic echo and camera: emulator -> bridge(s) -> this process's subscriptions."""
     emulator = EmulatorProcess(robots, camera_fps=settings.nominal.camera_fps,
                                camera_size=CAMERA_SIZE, rate_scale=settings.nominal.rate_scale)
-    bridge = BridgeProcess(emulator, **bridge_parameters(kind, robots))
+    bridge = Shards(emulator, shards, **bridge_parameters(kind, robots))
     topics = mirrored_topics(kind, emulator.robot_names())
     subscriber = LocalSubscriber(topics)
     try:
@@ -225,11 +248,11 @@ def run_stream_cell(kind: str, robots: int, settings: Settings) -> Dict[str, Any
         subscriber.close()
         bridge.close()
         emulator.close()
-    return {'kind': kind, 'robots': robots, 'latency': latency, 'throughput': throughput,
-            'peak_rss_mb': peak_rss_kb / 1024}
+    return {'kind': kind, 'robots': robots, 'shards': shards, 'latency': latency,
+            'throughput': throughput, 'peak_rss_mb': peak_rss_kb / 1024}
 
 
-def measure_throughput(subscriber: LocalSubscriber, bridge: BridgeProcess,
+def measure_throughput(subscriber: LocalSubscriber, bridge: Shards,
                        emulator: EmulatorProcess, seconds: float) -> Dict[str, Any]:
     started, messages, size = subscriber.snapshot()
     bridge_cpu, emulator_cpu = bridge.cpu_seconds(), proc_stat_cpu_seconds(emulator.pid)
@@ -380,29 +403,33 @@ def record_lags(items: List[Dict[str, Any]], arrivals: List[List[float]], first:
 # -- the table -----------------------------------------------------------------------------
 
 def print_table(cells: List[Dict[str, Any]]) -> None:
-    print(f'\n{"stream kind":18} {"robots":>6} {"msgs/s":>9} {"MB/s":>7} {"p50 ms":>8} '
+    print(f'\n{"stream kind":18} {"robots":>6} {"shards":>6} {"msgs/s":>9} {"MB/s":>7} {"p50 ms":>8} '
           f'{"p99 ms":>8} {"CPU s/1k":>9} {"peak RSS":>9}')
     for cell in cells:
         if 'error' in cell:
             print(f'{KINDS[cell["kind"]]:18} {cell["robots"]:>6}  {cell["error"]}')
             continue
         t, lat = cell['throughput'], cell['latency']
-        print(f'{KINDS[cell["kind"]]:18} {cell["robots"]:>6} {t["messages_per_s"]:>9,.0f} '
+        print(f'{KINDS[cell["kind"]]:18} {cell["robots"]:>6} {cell.get("shards", 1):>6} '
+              f'{t["messages_per_s"]:>9,.0f} '
               f'{t["mb_per_s"]:>7.1f} {lat["p50_ms"]:>8.2f} {lat["p99_ms"]:>8.2f} '
               f'{t["cpu_s_per_1000"]:>9.3f} {cell["peak_rss_mb"]:>6.0f} MB')
 
 
-def run(kinds: List[str], robot_counts: List[int], settings: Settings) -> List[Dict[str, Any]]:
+def run(kinds: List[str], robot_counts: List[int], settings: Settings,
+        shard_counts: List[int]) -> List[Dict[str, Any]]:
     cells = []
     for kind in kinds:
         for robots in robot_counts:
-            print(f'-- {KINDS[kind]}, {robots} robot(s)', flush=True)
-            try:
-                cell = (run_logs_cell(robots, settings) if kind == 'logs'
-                        else run_stream_cell(kind, robots, settings))
-            except (TimeoutError, RuntimeError, OSError) as exc:
-                cell = {'kind': kind, 'robots': robots, 'error': str(exc)}
-            cells.append(cell)
+            for shards in ([1] if kind == 'logs' else shard_counts):
+                print(f'-- {KINDS[kind]}, {robots} robot(s), {shards} shard(s)', flush=True)
+                try:
+                    cell = (run_logs_cell(robots, settings) if kind == 'logs'
+                            else run_stream_cell(kind, robots, settings, shards))
+                except (TimeoutError, RuntimeError, OSError) as exc:
+                    cell = {'kind': kind, 'robots': robots, 'shards': shards,
+                            'error': str(exc)}
+                cells.append(cell)
     return cells
 
 
@@ -410,6 +437,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('--robots', default='1,10,50')
     parser.add_argument('--kinds', default=','.join(KINDS))
+    parser.add_argument('--shards', default='1', help='bridge processes sharing the robots')
     parser.add_argument('--seconds', type=float, default=10.0, help='length of each phase')
     parser.add_argument('--flood-rate-scale', type=float, default=1000.0)
     parser.add_argument('--flood-camera-fps', type=float, default=5000.0)
@@ -425,7 +453,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         flood=Rates(args.flood_rate_scale, args.flood_camera_fps,
                                     args.flood_log_rate, args.flood_decoded_fps))
     ros_environment(71)
-    cells = run(kinds, [int(n) for n in args.robots.split(',')], settings)
+    cells = run(kinds, [int(n) for n in args.robots.split(',')], settings,
+                [int(n) for n in args.shards.split(',')])
     print_table(cells)
     if args.json:
         with open(args.json, 'w') as out:

@@ -39,6 +39,11 @@ PARTS = {
               ['--robots', '2', '--seconds', '1', '--flood-rate-scale', '3',
                '--flood-camera-fps', '60', '--flood-decoded-fps', '30',
                '--flood-log-rate', '2000']),
+    # 50 robots at nominal rates, one bridge process and two sharing them.
+    'shards': ('fleet_bench.py', ['--kinds', 'echo', '--robots', '50', '--shards', '1,2',
+                                  '--seconds', '10'],
+               ['--kinds', 'echo', '--robots', '2', '--shards', '1,2', '--seconds', '1',
+                '--flood-rate-scale', '3']),
     'soak': ('soak.py', ['--minutes', '5'],
              ['--robots', '2', '--minutes', '0.05', '--warmup', '1']),
 }
@@ -112,6 +117,10 @@ def summary(results: dict) -> None:
     if results.get('fleet'):
         from fleet_bench import print_table
         print_table(results['fleet'])
+    if results.get('shards'):
+        from fleet_bench import print_table
+        print('\n50 robots at nominal rates, one bridge process or two sharing them:')
+        print_table(results['shards'])
     if results.get('soak'):
         s = results['soak']
         print(f'\nsoak, {s["robots"]} robots for {s["minutes"]} min: RSS {s["start_kb"]:,} kB '

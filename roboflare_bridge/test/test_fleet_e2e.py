@@ -27,6 +27,7 @@ from roboflare_bridge.testing import (
 )
 from roboflare_interfaces.msg import RobotArray
 from roboflare_interfaces.srv import ListRobots
+from sensor_msgs.msg import Imu
 from tf2_msgs.msg import TFMessage
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
@@ -140,6 +141,16 @@ def test_the_selection_changes_at_run_time_and_read_only_parameters_are_refused(
         latest_status(ros, predicate=lambda s: set(mirrored(s)) == {'rbt_0002', 'rbt_0003'},
                       timeout=15)
         odometry_flows(ros, '/roboflare/robot_3')
+        # What is mirrored changes too: the robots' mirrors are made again with /imu.
+        [result] = set_parameters(ros, bridge, Parameter(
+            'topics', Parameter.Type.STRING_ARRAY, ['/odom', '/imu', '/tf', '/tf_static']))
+        assert result.successful, result.reason
+        imu = Collector()
+        subscription = ros.node.create_subscription(Imu, '/roboflare/robot_3/imu', imu, 10)
+        try:
+            assert imu.count(3, 30)[-1].header.frame_id == 'robot_3/imu_link'
+        finally:
+            ros.destroy(subscription)
         [read_only] = set_parameters(ros, bridge, Parameter(
             'namespace_format', Parameter.Type.STRING, '/elsewhere/{robot}'))
         assert not read_only.successful and 'read-only' in read_only.reason

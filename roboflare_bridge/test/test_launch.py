@@ -22,9 +22,9 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 import pytest
 from roboflare_bridge.launch_args import (
-    check_params_file, LaunchArgumentError, LOG_LEVELS, overrides, prepare_rviz,
+    check_params_file, LaunchArgumentError, LOG_LEVELS, overrides, prepare_rviz, shards,
 )
-from roboflare_bridge.params import BridgeConfig, DESCRIPTIONS
+from roboflare_bridge.params import BridgeConfig, build_config, DESCRIPTIONS
 from roboflare_bridge.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorThread, executable, ros_subprocess_env,
     wait_future,
@@ -276,3 +276,18 @@ def test_rviz_true_writes_a_config_for_the_launched_robots(tmp_path, monkeypatch
         params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
             'namespace_format': 'relative/{robot}'}}}))
         prepare_rviz({'robots': 'rbt_0001'}, str(params))
+
+
+def test_shards_make_distinct_nodes_with_one_control_plane_and_one_log_forwarder():
+    assert shards('') == shards('1') == [('roboflare_bridge', {})]
+    three = shards('3')
+    assert [name for name, _ in three] == ['roboflare_bridge', 'roboflare_bridge_shard_1',
+                                           'roboflare_bridge_shard_2']
+    assert [p['shard_index'] for _, p in three] == [0, 1, 2]
+    assert all(p['shard_count'] == 3 for _, p in three)
+    assert 'forward_logs' not in three[0][1] and three[2][1]['forward_logs'] is False
+    for values in three:  # each shard's parameters are valid as the bridge checks them
+        build_config({'forward_logs': True, 'robot_id': 'rbt_1', **values[1]})
+    for text in ('0', 'two', '65'):
+        with pytest.raises(LaunchArgumentError, match="'shards'"):
+            shards(text)
