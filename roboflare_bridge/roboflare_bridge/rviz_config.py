@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 import logging
 import os
 from pathlib import Path
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Coroutine, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 import yaml
@@ -53,6 +54,7 @@ from .topic_qos import TopicQos
 _log = logging.getLogger(__name__)
 
 Topics = List[Tuple[str, str]]  # (remote topic, type)
+T = TypeVar('T')
 
 # What a robot is assumed to have when its topics cannot be listed.
 STANDARD_TOPICS: Topics = [('/robot_description', 'std_msgs/msg/String'),
@@ -252,7 +254,7 @@ async def resolve(entries: Sequence[str], config: BridgeConfig, offline: bool = 
 def write_config(entries: Sequence[str], config: BridgeConfig, output: Optional[Path],
                  offline: bool = False) -> str:
     """Resolve the robots, make their config and write it (``None``: return it only)."""
-    robots = asyncio.run(resolve(entries, config, offline))
+    robots = _run(resolve(entries, config, offline))
     command = ' '.join(['ros2 run roboflare_bridge rviz_config --robots', *entries]
                        + (['--offline'] if offline else []))
     text = render(rviz_document(robots, config), robots, command)
@@ -260,6 +262,16 @@ def write_config(entries: Sequence[str], config: BridgeConfig, output: Optional[
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
     return text
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end, also from inside a running loop (launch's own)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(1, thread_name_prefix='rviz_config') as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def parameters_from_file(path: str) -> Dict[str, Any]:

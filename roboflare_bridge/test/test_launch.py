@@ -25,6 +25,7 @@ from roboflare_bridge.launch_args import (
     check_params_file, LaunchArgumentError, LOG_LEVELS, overrides, prepare_rviz, shards,
 )
 from roboflare_bridge.params import BridgeConfig, build_config, DESCRIPTIONS
+from roboflare_bridge.rviz_config import write_config
 from roboflare_bridge.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorThread, executable, ros_subprocess_env,
     wait_future,
@@ -291,3 +292,14 @@ def test_shards_make_distinct_nodes_with_one_control_plane_and_one_log_forwarder
     for text in ('0', 'two', '65'):
         with pytest.raises(LaunchArgumentError, match="'shards'"):
             shards(text)
+
+
+def test_rviz_config_can_be_written_from_inside_a_running_event_loop(tmp_path, emulator):
+    # launch calls the launch file's functions from its own asyncio loop.
+    import asyncio
+    config = build_config({'base_url': emulator.url, 'token_file': str(tmp_path / 'token')})
+    (tmp_path / 'token').write_text(emulator.token)
+
+    async def inside_a_loop():
+        return write_config(['rbt_0001'], config, tmp_path / 'fleet.rviz')
+    assert 'robot_1' in asyncio.run(inside_a_loop())
