@@ -403,8 +403,8 @@ def record_lags(items: List[Dict[str, Any]], arrivals: List[List[float]], first:
 # -- the table -----------------------------------------------------------------------------
 
 def print_table(cells: List[Dict[str, Any]]) -> None:
-    print(f'\n{"stream kind":18} {"robots":>6} {"shards":>6} {"msgs/s":>9} {"MB/s":>7} {"p50 ms":>8} '
-          f'{"p99 ms":>8} {"CPU s/1k":>9} {"peak RSS":>9}')
+    print(f'\n{"stream kind":18} {"robots":>6} {"shards":>6} {"msgs/s":>9} {"MB/s":>7} '
+          f'{"p50 ms":>8} {"p99 ms":>8} {"CPU s/1k":>9} {"peak RSS":>9}')
     for cell in cells:
         if 'error' in cell:
             print(f'{KINDS[cell["kind"]]:18} {cell["robots"]:>6}  {cell["error"]}')
