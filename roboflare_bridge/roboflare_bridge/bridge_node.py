@@ -185,12 +185,14 @@ def main(args: Optional[List[str]] = None) -> None:
     and flush the log spool while the ROS context is still valid, and only then shut ROS
     down: the executor spins in its own thread, the main thread waits for a signal.
     """
-    # `kill -USR1 <pid>` prints every thread's stack to stderr: where a hung bridge waits.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    # First: a stop requested while ROS initialises is kept, not lost (or ignored, when the
+    # bridge was started with SIGINT ignored, as background jobs of scripts are).
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: where a hung bridge waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node: Optional[RoboflareBridge] = None
     try:
         node = RoboflareBridge()

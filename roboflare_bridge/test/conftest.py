@@ -15,6 +15,7 @@
 
 import logging
 import os
+import signal
 import sys
 
 # Before rclpy is imported anywhere: keep discovery on this machine (toolchain.md).
@@ -22,6 +23,11 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 100 + 100))
 # In a PyPI venv the ROS prefix is the venv itself (a sourced ROS install sets this).
 os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
+# A shell without job control starts background commands with SIGINT ignored, and children
+# inherit that: a bridge would lose a SIGINT sent before it installs its handler, and never
+# stop. A handler (unlike SIG_IGN) is not inherited: children start with the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest  # noqa: E402
 from roboflare_bridge.testing import EmulatorThread, RosHarness  # noqa: E402
