@@ -192,8 +192,12 @@ def mirrored_topics(kind: str, names: List[str]) -> List[Tuple[str, str]]:
     return [(ns + suffix, kind_type) for ns in namespaces]
 
 
+# Set from the command line for every bridge a cell starts.
+EXTRA_PARAMETERS: Dict[str, Any] = {}
+
+
 def bridge_parameters(kind: str, robots: int) -> Dict[str, Any]:
-    mirrors = {'robots': robot_ids(robots), 'remote_logs': False}
+    mirrors = {'robots': robot_ids(robots), 'remote_logs': False, **EXTRA_PARAMETERS}
     if kind == 'echo':
         return {**mirrors, 'camera': False}
     return {**mirrors, 'topics': ['/none'], 'decode_images': kind == 'decoded'}
@@ -438,6 +442,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--robots', default='1,10,50')
     parser.add_argument('--kinds', default=','.join(KINDS))
     parser.add_argument('--shards', default='1', help='bridge processes sharing the robots')
+    parser.add_argument('--stream-compression', choices=('on', 'off'), default='on',
+                        help="the bridges' stream_compression (permessage-deflate)")
     parser.add_argument('--seconds', type=float, default=10.0, help='length of each phase')
     parser.add_argument('--flood-rate-scale', type=float, default=1000.0)
     parser.add_argument('--flood-camera-fps', type=float, default=5000.0)
@@ -453,6 +459,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         flood=Rates(args.flood_rate_scale, args.flood_camera_fps,
                                     args.flood_log_rate, args.flood_decoded_fps))
     ros_environment(71)
+    EXTRA_PARAMETERS['stream_compression'] = args.stream_compression == 'on'
     cells = run(kinds, [int(n) for n in args.robots.split(',')], settings,
                 [int(n) for n in args.shards.split(',')])
     print_table(cells)

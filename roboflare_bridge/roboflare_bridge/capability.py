@@ -62,12 +62,14 @@ class Capability(Protocol):
 
 
 def open_stream(spec: StreamSpec, base_url: str, robot_id: str, token: Token,
-                ping_interval_s: float, ping_timeout_s: float) -> StreamClient:
+                ping_interval_s: float, ping_timeout_s: float,
+                compression: bool = True) -> StreamClient:
     """Return the (not yet running) StreamClient that a capability's spec asks for."""
+    options = {'compression': compression, **spec.options}  # a capability's choice wins
     return StreamClient(base_url, robot_id, spec.stream, token, on_frame=spec.on_frame,
                         on_connect=spec.on_connect, on_disconnect=spec.on_disconnect,
                         ping_interval_s=ping_interval_s, ping_timeout_s=ping_timeout_s,
-                        **spec.options)
+                        **options)
 
 
 __all__ = ['Capability', 'StreamSpec', 'open_stream']

@@ -211,7 +211,7 @@ class Fleet:
         config = self._config
         entry.streams = [open_stream(capability.stream_spec(), self._api.base_url,
                                      entry.robot.id, self._token, config.stream_ping_interval_s,
-                                     config.stream_ping_timeout_s)
+                                     config.stream_ping_timeout_s, config.stream_compression)
                          for capability in entry.capabilities]
         entry.task = asyncio.gather(*(stream.run() for stream in entry.streams))
 

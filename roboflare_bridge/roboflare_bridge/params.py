@@ -68,6 +68,7 @@ class BridgeConfig:
     diagnostics_period_s: float = 1.0
     stream_ping_interval_s: float = 10.0
     stream_ping_timeout_s: float = 10.0
+    stream_compression: bool = True
     transient_local_topics: Tuple[str, ...] = ()
     qos_overrides: Tuple[Tuple[str, str], ...] = ()
     topic_throttle: Dict[str, int] = field(default_factory=dict)
@@ -113,6 +114,8 @@ DESCRIPTIONS = {
     'diagnostics_period_s': 'period of /diagnostics',
     'stream_ping_interval_s': 'WebSocket ping period (detects half-open connections)',
     'stream_ping_timeout_s': 'a stream without a pong for this long is reconnected',
+    'stream_compression': 'offer permessage-deflate on topic echo and log streams (JSON '
+                          'shrinks several times; costs CPU: off on a LAN); camera never',
     'transient_local_topics': 'remote topics mirrored transient-local, depth 1, for late '
                               'subscribers (globs); /tf_static, /map, /robot_description '
                               'always are',
@@ -214,7 +217,7 @@ def _validate(config: BridgeConfig) -> None:
         if not isinstance(getattr(config, name), str):
             fail(name, 'must be a string')
     for name in ('camera', 'decode_images', 'remote_logs', 'forward_logs',
-                 'allow_insecure_http'):
+                 'allow_insecure_http', 'stream_compression'):
         if not isinstance(getattr(config, name), bool):
             fail(name, 'must be true or false')
     for name in _SECONDS:

@@ -51,7 +51,8 @@ class UpstreamLogs:
                                       config.log_ack_timeout_s)
         self.stream = open_stream(self.forwarder.stream_spec(), base_url, config.robot_id,
                                   token, config.stream_ping_interval_s,
-                                  config.stream_ping_timeout_s)
+                                  config.stream_ping_timeout_s,
+                                  config.stream_compression)
         self.subscriptions = RosoutSubscriptions(node, self.forwarder)
         error = f'; {self.spool.error}' if self.spool.error else ''
         _log.info('forwarding /rosout at or above %s as robot %s; spool %s (%d records '

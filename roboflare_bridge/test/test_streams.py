@@ -160,3 +160,29 @@ def test_token_is_not_in_logs_even_at_debug(emulator, caplog):
     assert 'connected' in caplog.text  # the logs were captured
     assert emulator.token not in caplog.text
     assert emulator.token not in str(client.stats.as_dict())
+
+
+def test_stream_compression_is_negotiated_only_where_asked(emulator):
+    from roboflare_bridge.capability import open_stream
+    from roboflare_bridge.camera import CameraMirror
+    from roboflare_bridge.mirror import TopicMirror
+    from roboflare_bridge.testing import fake_publishers
+    factory, _ = fake_publishers()
+    token = Token(emulator.token)
+
+    async def negotiated(spec, compression):
+        stream = open_stream(spec, emulator.url, 'rbt_0001', token, 10.0, 10.0, compression)
+        task = asyncio.ensure_future(stream.run())
+        await asyncio.wait_for(stream.connected.wait(), 10)
+        ws = stream._ws  # websockets' legacy protocol, or the new one's sans-I/O core
+        extensions = [type(e).__name__ for e in getattr(ws, 'extensions', None)
+                      or getattr(getattr(ws, 'protocol', None), 'extensions', [])]
+        await stream.stop()
+        await asyncio.wait_for(task, 10)
+        return extensions
+    echo = TopicMirror('robot_1', '/r1', 'robot_1/', factory).stream_spec()
+    camera = CameraMirror('robot_1', '/r1', 'robot_1/camera', factory, lambda: None,
+                          None, 1 << 20).stream_spec()
+    assert asyncio.run(negotiated(echo, True)) == ['PerMessageDeflate']
+    assert asyncio.run(negotiated(echo, False)) == []
+    assert asyncio.run(negotiated(camera, True)) == []  # JPEGs do not compress: never
