@@ -91,8 +91,8 @@ def generate_launch_description():
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='parameters file (see config/bridge.yaml)'),
         DeclareLaunchArgument('robots', default_value='',
-                              description='robot ids to mirror: "[rbt_0001, rbt_0002]" or one '
-                                          'id'),
+                              description='robots to mirror (ids, names or globs): '
+                                          '"[rbt_0001, robot-2]", or one, like "*"'),
         DeclareLaunchArgument('base_url', default_value='',
                               description='Roboflare API base URL'),
         DeclareLaunchArgument('token_file', default_value='',

@@ -44,6 +44,9 @@ def overrides(arguments: Mapping[str, str]) -> Dict[str, Any]:
         text = arguments.get(name, '')
         if text == '':
             continue
+        if name == 'robots' and not text.lstrip().startswith('['):
+            result[name] = [text.strip()]  # one entry, e.g. "*" (YAML would read an alias)
+            continue
         try:
             # "[a, b]" -> a list, "true" -> a bool: the same YAML rules as the params file.
             value = yaml.safe_load(text)
@@ -64,8 +67,9 @@ def _robot_list(value: Any, text: str) -> list:
         return [str(value)]
     if isinstance(value, list) and value and all(isinstance(v, (str, int)) for v in value):
         return [str(v) for v in value]
-    raise LaunchArgumentError("launch argument 'robots' must be a robot id or a list of "
-                              f'them, like "[rbt_0001, rbt_0002]"; got {text!r}')
+    raise LaunchArgumentError("launch argument 'robots' must be a robot (id, name or glob) "
+                              f'or a list of them, like "[rbt_0001, \'warehouse-*\']"; '
+                              f'got {text!r}')
 
 
 def shards(text: str) -> List[Tuple[str, Dict[str, Any]]]:

@@ -170,6 +170,9 @@ def test_demo_runs_and_shows_everything(tmp_path):
 @pytest.mark.parametrize('arguments,expected', [
     ({'robots': 'rbt_0001'}, {'robots': ['rbt_0001']}),
     ({'robots': '[rbt_0001, robot-2]'}, {'robots': ['rbt_0001', 'robot-2']}),
+    ({'robots': '*'}, {'robots': ['*']}),
+    ({'robots': 'warehouse-*'}, {'robots': ['warehouse-*']}),
+    ({'robots': "['*', rbt_0042]"}, {'robots': ['*', 'rbt_0042']}),
     ({'robots': '', 'forward_logs': 'true', 'robot_id': 'rbt_0009'},
      {'forward_logs': True, 'robot_id': 'rbt_0009'}),
     ({'token_file': '~/token'}, {'token_file': str(Path.home() / 'token')}),
@@ -178,8 +181,8 @@ def test_launch_arguments_become_parameter_overrides(arguments, expected):
     assert overrides(arguments) == expected
 
 
-@pytest.mark.parametrize('arguments', [{'robots': '[rbt_0001'}, {'robots': '{a: 1}'},
-                                       {'robots': '[]'}, {'robots': '[[x]]'}])
+@pytest.mark.parametrize('arguments', [{'robots': '[rbt_0001'}, {'robots': '[]'},
+                                       {'robots': '[[x]]'}, {'robots': '[{a: 1}]'}])
 def test_a_malformed_robots_argument_is_refused_by_name(arguments):
     with pytest.raises(LaunchArgumentError, match="'robots'"):
         overrides(arguments)
