@@ -50,7 +50,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from harness import (
     BridgeProcess, EmulatorProcess, percentile, proc_stat_cpu_seconds, robot_ids,
@@ -66,6 +66,7 @@ from roboflare_bridge.emulator.sim import TOPICS
 from roboflare_bridge.params import ros_name
 from roboflare_bridge.resources import parse_time
 from roboflare_bridge.rosout import drain_subscription
+from roboflare_bridge.testing import wait_until_true
 
 KINDS = {'echo': 'topic echo', 'compressed': 'camera compressed',
          'decoded': 'camera decoded', 'logs': 'log forwarding'}
@@ -163,14 +164,6 @@ class LocalSubscriber:
         self.context.try_shutdown()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f'timed out waiting for {what}')
-        time.sleep(0.1)
-
-
 # -- a cell of the table -------------------------------------------------------------------
 
 def latency_summary(samples: List[float]) -> Dict[str, Any]:
@@ -232,8 +225,8 @@ def run_stream_cell(kind: str, robots: int, settings: Settings,
     subscriber = LocalSubscriber(topics)
     try:
         frequent = {topic for topic, _ in topics if not topic.endswith(('chatter', 'voltage'))}
-        wait_until(lambda: frequent <= subscriber.seen, settings.ready_timeout_s,
-                   f'{len(frequent)} mirrored topics to deliver')
+        wait_until_true(lambda: frequent <= subscriber.seen, settings.ready_timeout_s,
+                        f'{len(frequent)} mirrored topics to deliver')
         # Phase 1: latency at nominal rates.
         subscriber.tally.latencies = []
         subscriber.sampling = True
@@ -357,8 +350,8 @@ def run_logs_cell(sources_count: int, settings: Settings) -> Dict[str, Any]:
     try:
         # The bridge has discovered the publishers once a first record comes back acked.
         warm = sources.publish(100, 0.2)
-        wait_until(lambda: acknowledged(emulator) >= warm, settings.ready_timeout_s,
-                   'the first forwarded records')
+        wait_until_true(lambda: acknowledged(emulator) >= warm, settings.ready_timeout_s,
+                        'the first forwarded records')
         # Phase 1: latency at the nominal rate.
         offset = acknowledged(emulator)
         published = sources.publish(settings.nominal.log_records_per_s, settings.seconds)

@@ -27,8 +27,9 @@ import sys
 import time
 from typing import Any, Dict
 
-from fleet_bench import LocalSubscriber, mirrored_topics, wait_until
+from fleet_bench import LocalSubscriber, mirrored_topics
 from harness import BridgeProcess, EmulatorProcess, robot_ids, ros_environment
+from roboflare_bridge.testing import wait_until_true
 
 LIMIT = 0.10  # the issue's "flat": within 10 % of the start
 
@@ -41,8 +42,8 @@ def soak(robots: int, minutes: float, warmup_s: float) -> Dict[str, Any]:
               for topic in mirrored_topics(kind, names)]
     subscriber = LocalSubscriber(topics)
     try:
-        wait_until(lambda: {t for t, _ in topics} <= subscriber.seen, 90,
-                   'every mirrored topic to deliver')
+        wait_until_true(lambda: {t for t, _ in topics} <= subscriber.seen, 90,
+                        'every mirrored topic to deliver')
         time.sleep(warmup_s)
         start_kb = bridge.rss_kb()
         print(f'start: {start_kb:,} kB', flush=True)

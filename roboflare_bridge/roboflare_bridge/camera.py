@@ -31,19 +31,18 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
 
 from .capability import StreamSpec
 from .counters import DropCounter, publish_or_drop
 from .frames import CAMERA_STREAM, check_jpeg, FrameError
 from .rclpy_compat import set_bytes
+from .topic_qos import IMAGE, qos_profile
 
 _log = logging.getLogger(__name__)
 
-# Few frames queued per subscriber: images are big and only the newest matters.
-IMAGE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE,
-                       history=HistoryPolicy.KEEP_LAST)
+IMAGE_QOS = qos_profile(IMAGE)
 
 
 # -- decoding ------------------------------------------------------------------------------

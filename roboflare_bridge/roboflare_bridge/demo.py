@@ -46,9 +46,7 @@ import rclpy
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import (
-    DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy,
-)
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from roboflare_interfaces.action import Deploy
 from sensor_msgs.msg import Image, LaserScan
@@ -58,13 +56,13 @@ from tf2_msgs.msg import TFMessage
 from .codec import message_class, UnknownType
 from .fleet_view import draw, FleetView
 from .testing import executable
+from .topic_qos import LATCHED as LATCHED_TOPIC, qos_profile
 
 ROBOTS = ('rbt_0001', 'rbt_0002', 'rbt_0003')
 NAMES = tuple(f'robot_{i}' for i in range(1, len(ROBOTS) + 1))  # the emulator's, ROS-safe
 BRIDGE = '/roboflare_demo/roboflare_bridge'
 FLEET_FRAME = 'roboflare_fleet'
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                     reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = qos_profile(LATCHED_TOPIC)
 
 
 def write_png(path: Path, image: Image) -> None:

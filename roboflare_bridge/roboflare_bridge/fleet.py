@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import logging
 from typing import Any, Dict, List, Optional, Sequence, Set
 
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from roboflare_interfaces import msg
 
 from .api_client import ApiClient
@@ -42,17 +41,16 @@ from .camera import CameraMirror, DecodeWorker
 from .capability import Capability, open_stream
 from .credentials import Token
 from .log_mirror import LogMirror
-from .mirror import qos_profile, StaticTransforms, TF_STATIC_TOPIC, TopicMirror
+from .mirror import StaticTransforms, TF_STATIC_TOPIC, TopicMirror
 from .params import BridgeConfig
 from .resources import ApiError, Robot
 from .robot_selection import ros_names, Selection
 from .streams import StreamClient
+from .topic_qos import LATCHED, qos_profile
 
 _log = logging.getLogger(__name__)
 
 ROBOTS_TOPIC = '/roboflare/robots'
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Changing any of these re-creates every robot's mirrors (the selection alone does not).
 MIRROR_SETTINGS = ('topics', 'deny_topics', 'topic_throttle', 'camera', 'decode_images',
                    'remote_logs')
@@ -103,7 +101,7 @@ class Fleet:
         self.decode_worker = DecodeWorker() if config.camera and config.decode_images else None
         self._static_transforms = StaticTransforms(
             node.create_publisher, qos_profile(config.qos_rules().for_topic(TF_STATIC_TOPIC)))
-        self._status = node.create_publisher(msg.RobotArray, ROBOTS_TOPIC, LATCHED)
+        self._status = node.create_publisher(msg.RobotArray, ROBOTS_TOPIC, qos_profile(LATCHED))
         self.robots: Dict[str, RobotStreams] = {}  # mirrored, by id
         self.selected: Dict[str, Robot] = {}  # the last poll's selection, by id
         self.unmatched: Dict[str, str] = {}  # robots entries naming no robot of the org

@@ -32,9 +32,7 @@ import logging
 import re
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from rclpy.qos import (
-    DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
-)
+from rclpy.qos import QoSProfile
 
 from .capability import StreamSpec
 from .codec import Codec, CodecError, UnknownType
@@ -44,7 +42,7 @@ from .frames import (
     parse_echo_frame, subscribe_op,
 )
 from .globs import topic_selected
-from .topic_qos import QosRules, TF_TOPIC, TopicQos
+from .topic_qos import qos_profile, QosRules, TF_TOPIC
 
 _log = logging.getLogger(__name__)
 
@@ -55,16 +53,6 @@ TRANSPORT_LIMIT_FACTOR = 2
 _TOPIC_FIELD = re.compile(r'"topic"\s*:\s*"((?:[^"\\]|\\.){0,200})"')
 
 PublisherFactory = Callable[[type, str, QoSProfile], Any]  # Node.create_publisher
-
-
-def qos_profile(qos: TopicQos) -> QoSProfile:
-    """Return the rclpy profile of a mirrored topic's publisher."""
-    return QoSProfile(
-        depth=qos.depth, history=HistoryPolicy.KEEP_LAST,
-        reliability=(ReliabilityPolicy.BEST_EFFORT if qos.reliability == 'best_effort'
-                     else ReliabilityPolicy.RELIABLE),
-        durability=(DurabilityPolicy.TRANSIENT_LOCAL if qos.durability == 'transient_local'
-                    else DurabilityPolicy.VOLATILE))
 
 
 def frame_topic(frame: str) -> str:
@@ -88,6 +76,7 @@ class StaticTransforms:
         self._publisher: Any = None
         self._tf_type: Any = None
         self._by_robot: Dict[str, List[Any]] = {}
+        self._drops = DropCounter(_log, 'static transforms')  # for withdrawals
 
     def update(self, robot: str, transforms: List[Any], tf_type: type,
                drops: DropCounter) -> bool:
@@ -101,7 +90,7 @@ class StaticTransforms:
     def withdraw(self, robot: str) -> None:
         """Publish everyone's static transforms without a robot's (it is no longer mirrored)."""
         if self._by_robot.pop(robot, None) is not None:
-            self._publish(DropCounter(_log, 'static transforms'))
+            self._publish(self._drops)
 
     def _publish(self, drops: DropCounter) -> bool:
         merged = [transform for each in self._by_robot.values() for transform in each]

@@ -54,7 +54,8 @@ def shard_of(robot_id: str, shard_count: int) -> int:
     return int.from_bytes(digest, 'big') % shard_count
 
 
-def _named(robot: OrgRobot, entry: str) -> bool:
+def matches(entry: str, robot: OrgRobot) -> bool:
+    """Return whether a ``robots`` entry (id, name or glob over either) names a robot."""
     return glob_match(robot.id, entry) or glob_match(robot.name, entry)
 
 
@@ -68,8 +69,8 @@ class Selection:
     shard_index: int = 0
 
     def selects(self, robot: OrgRobot) -> bool:
-        return (any(_named(robot, entry) for entry in self.allow)
-                and not any(_named(robot, entry) for entry in self.deny)
+        return (any(matches(entry, robot) for entry in self.allow)
+                and not any(matches(entry, robot) for entry in self.deny)
                 and shard_of(robot.id, self.shard_count) == self.shard_index)
 
     def choose(self, listing: Iterable[R]) -> List[R]:
@@ -80,7 +81,7 @@ class Selection:
     def unmatched(self, listing: Sequence[OrgRobot]) -> List[str]:
         """Return the entries without globs that name no robot of the org (typos, or not yet)."""
         return [entry for entry in self.allow if not GLOB_CHARACTERS & set(entry)
-                and not any(_named(robot, entry) for robot in listing)]
+                and not any(matches(entry, robot) for robot in listing)]
 
 
 def ros_names(robots: Sequence[OrgRobot]) -> Tuple[Dict[str, str], Dict[str, str]]:
@@ -104,4 +105,4 @@ def ros_names(robots: Sequence[OrgRobot]) -> Tuple[Dict[str, str], Dict[str, str
     return names, warnings
 
 
-__all__ = ['OrgRobot', 'Selection', 'ros_names', 'shard_of']
+__all__ = ['OrgRobot', 'Selection', 'matches', 'ros_names', 'shard_of']

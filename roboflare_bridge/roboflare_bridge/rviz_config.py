@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 import logging
 import os
 from pathlib import Path
@@ -45,11 +44,12 @@ from .fleet import RemoteRobot
 from .frames import (
     ECHO_STREAM, EchoTopics, FrameError, LIST_TOPICS_OP, parse_echo_frame,
 )
-from .globs import glob_match, topic_selected
+from .globs import topic_selected
 from .params import BridgeConfig, build_config, ParameterError, ros_name
-from .robot_selection import ros_names
+from .resources import Robot
+from .robot_selection import matches, ros_names
 from .streams import _ws_connect, websocket_url
-from .topic_qos import TopicQos
+from .topic_qos import IMAGE, TopicQos
 
 _log = logging.getLogger(__name__)
 
@@ -65,8 +65,6 @@ DISPLAY_CLASSES = {'nav_msgs/msg/OccupancyGrid': 'Map', 'nav_msgs/msg/Odometry':
                    'sensor_msgs/msg/LaserScan': 'LaserScan',
                    'sensor_msgs/msg/PointCloud2': 'PointCloud2'}
 DESCRIPTION_TYPE = 'std_msgs/msg/String'
-# Camera images as the bridge publishes them (camera.IMAGE_QOS).
-CAMERA_QOS = TopicQos('reliable', 'volatile', 2)
 COLOURS = ('255; 85; 0', '0; 170; 255', '120; 220; 60', '230; 60; 200', '250; 210; 40',
            '140; 110; 255', '0; 210; 190', '255; 140; 140')
 
@@ -138,7 +136,7 @@ def robot_displays(robot: RemoteRobot, topics: Topics, config: BridgeConfig,
         displays.append({
             'Class': 'rviz_default_plugins/Image', 'Name': f'{robot.ros_name} camera',
             'Enabled': True, 'Normalize Range': True,
-            'Topic': _topic(robot.namespace + '/camera/image_raw', CAMERA_QOS)})
+            'Topic': _topic(robot.namespace + '/camera/image_raw', IMAGE)})
     return displays
 
 
@@ -184,24 +182,15 @@ def render(document: Dict[str, Any], robots: Sequence[Tuple[RemoteRobot, Topics]
 
 # -- resolving robots and their topics -----------------------------------------------------
 
-@dataclass(frozen=True)
-class RobotChoice:
-    """A robot the user asked for by id, name or glob, as the API knows it."""
-
-    id: str  # noqa: A003 - the contract's field name
-    name: str
-
-
-def choose_robots(entries: Sequence[str], known: Sequence[RobotChoice]) -> List[RobotChoice]:
+def choose_robots(entries: Sequence[str], known: Sequence[Robot]) -> List[Robot]:
     """Return the known robots an entry names (id, name or glob over either), in order."""
-    chosen: List[RobotChoice] = []
+    chosen: List[Robot] = []
     for entry in entries:
-        matches = [robot for robot in known
-                   if glob_match(robot.id, entry) or glob_match(robot.name, entry)]
-        if not matches:
+        found = [robot for robot in known if matches(entry, robot)]
+        if not found:
             raise RvizConfigError(f'no robot of the org is {entry!r} (known: '
                                   f'{", ".join(r.name for r in known)[:300]})')
-        chosen += [robot for robot in matches if robot not in chosen]
+        chosen += [robot for robot in found if robot not in chosen]
     return chosen
 
 
@@ -237,7 +226,7 @@ async def resolve(entries: Sequence[str], config: BridgeConfig, offline: bool = 
                 for entry in entries]
     async with ApiClient(credentials, request_timeout_s=timeout_s, max_attempts=2) as api:
         try:
-            known = [RobotChoice(robot.id, robot.name) for robot in await api.list_robots()]
+            known = await api.list_robots()
         except ApiError as exc:
             _log.warning('robots not listed (%s): they are taken as names', exc)
             return [(RemoteRobot.named(entry, entry, ros_name(entry), config), STANDARD_TOPICS)

@@ -12,7 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """
-The local QoS of each mirrored topic (pure: the mirror and the rviz config share it).
+The local QoS of each mirrored topic, and its rclpy profile.
+
+One place for the mirror, the camera, the fleet status and the rviz config, whose displays
+must match the publishers.
 
 It follows the ``transient_local_topics`` and ``qos_overrides`` parameters. Mirrored
 topics are reliable and volatile unless told otherwise. Latched topics are transient-local
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence, Tuple
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from .globs import glob_match
 
@@ -68,6 +73,21 @@ class QosRules:
         return TopicQos(reliability, durability, depth)
 
 
+# Camera images: few frames queued per subscriber, they are big and only the newest matters.
+IMAGE = TopicQos('reliable', 'volatile', 2)
+LATCHED = TopicQos('reliable', 'transient_local', 1)
+
+
+def qos_profile(qos: TopicQos) -> QoSProfile:
+    """Return the rclpy profile of a topic's publisher."""
+    return QoSProfile(
+        depth=qos.depth, history=HistoryPolicy.KEEP_LAST,
+        reliability=(ReliabilityPolicy.BEST_EFFORT if qos.reliability == 'best_effort'
+                     else ReliabilityPolicy.RELIABLE),
+        durability=(DurabilityPolicy.TRANSIENT_LOCAL if qos.durability == 'transient_local'
+                    else DurabilityPolicy.VOLATILE))
+
+
 def parse_qos_overrides(entries: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
     """
     Parse ``"<topic glob>=<policy>"`` entries; raise ValueError naming a bad one.
@@ -91,5 +111,6 @@ def parse_qos_overrides(entries: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
     return tuple(parsed)
 
 
-__all__ = ['ALWAYS_TRANSIENT_LOCAL', 'DURABILITY_POLICIES', 'QosRules',
-           'RELIABILITY_POLICIES', 'TF_TOPIC', 'TopicQos', 'parse_qos_overrides']
+__all__ = ['ALWAYS_TRANSIENT_LOCAL', 'DURABILITY_POLICIES', 'IMAGE', 'LATCHED', 'QosRules',
+           'RELIABILITY_POLICIES', 'TF_TOPIC', 'TopicQos', 'parse_qos_overrides',
+           'qos_profile']

@@ -17,7 +17,6 @@ import ast
 from pathlib import Path
 import subprocess
 import sys
-import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 import pytest
@@ -28,7 +27,7 @@ from roboflare_bridge.params import BridgeConfig, build_config, DESCRIPTIONS
 from roboflare_bridge.rviz_config import write_config
 from roboflare_bridge.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorThread, executable, ros_subprocess_env,
-    wait_future,
+    wait_future, wait_until_true,
 )
 from roboflare_interfaces.srv import ListRobots
 import yaml
@@ -243,10 +242,8 @@ def test_start_up_warnings_go_through_the_node_logger(tmp_path):
     bridge.token_file.chmod(0o644)  # readable by others: a warning at start-up
     bridge.start()
     try:
-        deadline = time.monotonic() + 30
-        while bridge.log().count('bridging') == started_before:
-            assert time.monotonic() < deadline, bridge.log()
-            time.sleep(0.1)  # polling the bridge's log file, with a deadline
+        wait_until_true(lambda: bridge.log().count('bridging') > started_before, 30,
+                        'the restarted bridge to start')
     finally:
         assert bridge.stop() == 0
         emulator.close()

@@ -19,9 +19,9 @@ import json
 import pytest
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from roboflare_bridge.emulator.sim import SimRobot
-from roboflare_bridge.mirror import frame_topic, qos_profile, StaticTransforms, TopicMirror
+from roboflare_bridge.mirror import frame_topic, StaticTransforms, TopicMirror
 from roboflare_bridge.testing import fake_publishers, FakeStream
-from roboflare_bridge.topic_qos import QosRules
+from roboflare_bridge.topic_qos import qos_profile, QosRules
 
 
 @pytest.fixture
