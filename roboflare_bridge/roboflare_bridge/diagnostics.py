@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from .resources import FORBIDDEN, ROBOT_OFFLINE, UNAUTHORIZED
 from .streams import StreamClient
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
@@ -85,10 +86,10 @@ def fleet_statuses(fleet: Any, config: Any) -> List[DiagnosticStatus]:
     """Return the selection's status, then one per robot: mirrored, offline or unmatched."""
     selected, mirrored = dict(fleet.selected), dict(fleet.robots)
     offline = {robot_id: robot for robot_id, robot in selected.items()
-               if robot.status == 'offline'}
+               if robot.status == ROBOT_OFFLINE}
     unmatched = dict(fleet.unmatched)
     if fleet.poll_error:
-        refused = fleet.poll_error_code in ('unauthorized', 'forbidden')
+        refused = fleet.poll_error_code in (UNAUTHORIZED, FORBIDDEN)
         level = ERROR if refused else WARN
         message = f"listing the org's robots failed: {fleet.poll_error}"
     elif not fleet.polls:

@@ -43,7 +43,7 @@ from .credentials import Token
 from .log_mirror import LogMirror
 from .mirror import StaticTransforms, TF_STATIC_TOPIC, TopicMirror
 from .params import BridgeConfig
-from .resources import ApiError, Robot
+from .resources import ApiError, Robot, ROBOT_OFFLINE
 from .robot_selection import ros_names, Selection
 from .streams import StreamClient
 from .topic_qos import LATCHED, qos_profile
@@ -189,11 +189,11 @@ class Fleet:
             if entry is None:
                 entry = self._add(RemoteRobot.named(robot.id, robot.name, names[robot.id],
                                                     config))
-            if robot.status == 'offline' and entry.task is not None:
+            if robot.status == ROBOT_OFFLINE and entry.task is not None:
                 await self._pause(entry)
                 _log.warning('robot %s (%s) is offline: its streams wait for it to come back',
                              robot.name, robot.id)
-            elif robot.status != 'offline' and entry.task is None:
+            elif robot.status != ROBOT_OFFLINE and entry.task is None:
                 self._resume(entry)
         self.selected = chosen
         self._publish_status()

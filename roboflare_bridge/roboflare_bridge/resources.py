@@ -33,6 +33,8 @@ CANCELLED = DeploymentMessage.STATUS_CANCELLED
 TERMINAL_STATUSES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 DEPLOYMENT_STATUSES = frozenset({DeploymentMessage.STATUS_PENDING,
                                  DeploymentMessage.STATUS_IN_PROGRESS}) | TERMINAL_STATUSES
+# A robot's status while the control plane does not hear from it (else "online").
+ROBOT_OFFLINE = 'offline'
 
 # The API's error codes [ref]; the HTTP status mapping is assumed.
 BAD_REQUEST = 'bad_request'
