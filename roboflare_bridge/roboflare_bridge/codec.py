@@ -104,6 +104,12 @@ def message_class(type_name: str) -> type:
     return cls
 
 
+def prefixed_frame(prefix: str, frame_id: str) -> str:
+    """Return a robot's frame id as mirrored (``header.frame_id``, ``child_frame_id``)."""
+    # tf2 frame ids have no leading slash; an empty id means "no frame" and stays.
+    return prefix + frame_id.lstrip('/') if frame_id else frame_id
+
+
 def type_name_of(cls: type) -> str:
     """Return ``pkg/msg/Type`` for a message class."""
     return f'{cls.__module__.split(".")[0]}/msg/{cls.__name__}'
@@ -157,9 +163,7 @@ class Codec:
         prefix = self.frame_prefix
 
         def decode(value: Any) -> str:
-            value = check(value)
-            # tf2 frame ids have no leading slash; an empty id means "no frame" and stays.
-            return prefix + value.lstrip('/') if value else value
+            return prefixed_frame(prefix, check(value))
         return decode
 
     def _scalar(self, kind: Any) -> Tuple[Decoder, Encoder]:

@@ -15,9 +15,10 @@
 Topic mirroring: one robot's ``ros/topics/echo`` stream republished as typed local topics.
 
 On every (re)connection the mirror lists the remote topics and subscribes to those the
-``topics`` and ``deny_topics`` globs select. Each message frame is decoded by the codec
-(with the robot's frame prefix applied to header frame ids, ``child_frame_id`` and TF
-transforms) and published under the robot's namespace; remote ``/tf`` and ``/tf_static``
+``topics`` and ``deny_topics`` globs select. Each message frame is serialised straight from
+its JSON (cdr.py) or, when that fast path declines it, decoded by the codec (which judges
+bad input), with the robot's frame prefix applied to header frame ids, ``child_frame_id``
+and TF transforms, and published under the robot's namespace; remote ``/tf`` and ``/tf_static``
 go to the global topics so one rviz sees every robot. Latched topics are published
 transient-local (topic_qos). A bad frame is dropped and counted, an unknown type is warned
 about once, a frame over ``echo_max_frame_bytes`` is refused by topic: nothing else stops.
@@ -26,22 +27,24 @@ about once, a frame over ``echo_max_frame_bytes`` is refused by topic: nothing e
 from __future__ import annotations
 
 import asyncio
-import copy
 from dataclasses import dataclass
 import logging
 import re
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
+from geometry_msgs.msg import TransformStamped
 from rclpy.qos import QoSProfile
 
 from .capability import StreamSpec
-from .codec import Codec, CodecError, UnknownType
+from .cdr import CdrEncoder, may_hold_booleans, NotEncodable
+from .codec import Codec, CodecError, prefixed_frame, UnknownType
 from .counters import DropCounter, publish_or_drop
 from .frames import (
     ECHO_STREAM, EchoMessage, EchoStatus, EchoTopics, FrameError, LIST_TOPICS_OP,
     parse_echo_frame, subscribe_op,
 )
 from .globs import topic_selected
+from .rclpy_compat import fast_paths
 from .topic_qos import qos_profile, QosRules, TF_TOPIC
 
 _log = logging.getLogger(__name__)
@@ -122,6 +125,7 @@ class TopicMirror:
                  static_transforms: Optional[StaticTransforms] = None) -> None:
         self.namespace = namespace.rstrip('/')
         self.codec = Codec(frame_prefix)
+        self.cdr = CdrEncoder(frame_prefix) if fast_paths().cdr_publish else None
         self.stats = TopicStats()
         self.drops = DropCounter(_log, f'{robot_label} topics')
         self.topic_rates: Dict[str, int] = {}
@@ -194,7 +198,7 @@ class TopicMirror:
             self.drops.drop('malformed frame', str(exc))
             return
         if isinstance(parsed, EchoMessage):
-            self._on_message(parsed)
+            self._on_message(parsed, frame)
         elif isinstance(parsed, EchoTopics):
             self._on_topics(parsed)
         elif isinstance(parsed, EchoStatus):
@@ -242,13 +246,22 @@ class TopicMirror:
             verdict = self._selection[topic] = topic_selected(topic, self._allow, self._deny)
         return verdict
 
-    def _on_message(self, echo: EchoMessage) -> None:
+    def _on_message(self, echo: EchoMessage, frame: str) -> None:
         if not self._selected(echo.topic):
             self.drops.drop('unrequested topic', echo.topic)
             return
         if echo.type in self._unknown_types:
             self.drops.count('unknown type')
             return
+        if (self.cdr is not None and echo.topic != TF_STATIC_TOPIC
+                and not may_hold_booleans(frame)):
+            try:
+                data = self.cdr.encode(echo.type, echo.msg)
+            except NotEncodable:
+                pass  # the codec's path: the message, or the precise reason it is dropped
+            else:
+                self._publish_serialised(echo, data)
+                return
         try:
             message = self.codec.decode(echo.type, echo.msg)
         except UnknownType as exc:
@@ -263,7 +276,9 @@ class TopicMirror:
             for transform in message.transforms:
                 self._static_transforms[transform.child_frame_id] = transform
             if self._fleet_frame:
-                self._link_roots(message)
+                self._link_roots(
+                    [(t.header.frame_id, t.child_frame_id) for t in message.transforms],
+                    lambda: message.transforms[0].header.stamp)
             if self._publish_static(type(message)):
                 self.stats.published += 1
             return
@@ -272,8 +287,25 @@ class TopicMirror:
             return
         if publish_or_drop(publisher, message, self.drops):
             self.stats.published += 1
-        if self._fleet_frame and echo.topic == TF_TOPIC and self._link_roots(message):
+        if self._fleet_frame and echo.topic == TF_TOPIC and self._link_roots(
+                [(t.header.frame_id, t.child_frame_id) for t in message.transforms],
+                lambda: message.transforms[0].header.stamp):
             self._publish_static(type(message))
+
+    def _publish_serialised(self, echo: EchoMessage, data: bytes) -> None:
+        plan = self.codec.plan_for(echo.type)
+        publisher = self._publisher(echo.topic, echo.type, plan.cls)
+        if publisher is None:
+            return
+        if publish_or_drop(publisher, data, self.drops):
+            self.stats.published += 1
+        if self._fleet_frame and echo.topic == TF_TOPIC:
+            prefix = self.codec.frame_prefix
+            pairs = [(prefixed_frame(prefix, t.get('header', {}).get('frame_id', '')),
+                      prefixed_frame(prefix, t.get('child_frame_id', '')))
+                     for t in echo.msg.get('transforms', ())]
+            if self._link_roots(pairs, lambda: plan.decode(echo.msg).transforms[0].header.stamp):
+                self._publish_static(plan.cls)
 
     def _publish_static(self, tf_type: type) -> bool:
         return self._static_tf.update(self.namespace, list(self._static_transforms.values()),
@@ -295,25 +327,23 @@ class TopicMirror:
         self._publishers[topic] = (type_name, publisher)
         return publisher
 
-    def _link_roots(self, message: Any) -> bool:
+    def _link_roots(self, edges: List[Tuple[str, str]], stamp: Callable[[], Any]) -> bool:
         """
         Hang every root of the robot's TF tree under the fleet frame (identity).
 
-        A root linked early (``base_link`` from ``/tf_static`` before ``/tf`` said
-        ``odom -> base_link``) loses its link once it shows a parent of its own: a frame
-        with two parents would flip between them in every tf2 buffer. Returns whether the
-        robot's static transforms changed.
+        ``edges`` are a TF message's (parent, child) frames; ``stamp`` gives the links'
+        stamp, asked for only when they change. A root linked early (``base_link`` from
+        ``/tf_static`` before ``/tf`` said ``odom -> base_link``) loses its link once it
+        shows a parent of its own: a frame with two parents would flip between them in
+        every tf2 buffer. Returns whether the robot's static transforms changed.
         """
-        for transform in message.transforms:
-            if transform.header.frame_id != self._fleet_frame:  # not our own links
-                self._parents.add(transform.header.frame_id)
-                self._children.add(transform.child_frame_id)
+        for parent, child in edges:
+            if parent != self._fleet_frame:  # not our own links
+                self._parents.add(parent)
+                self._children.add(child)
         roots = self._parents - self._children - self._linked_roots - {'', self._fleet_frame}
         parented = self._linked_roots & self._children
         if not roots and not parented:
-            return False
-        template = message.transforms[0] if message.transforms else None
-        if template is None:
             return False
         for frame in parented:
             self._linked_roots.discard(frame)
@@ -321,13 +351,9 @@ class TopicMirror:
             if link is not None and link.header.frame_id == self._fleet_frame:
                 del self._static_transforms[frame]
         for root in sorted(roots):
-            link = copy.deepcopy(template)
-            link.header.frame_id, link.child_frame_id = self._fleet_frame, root
-            link.transform.translation.x = link.transform.translation.y = 0.0
-            link.transform.translation.z = 0.0
-            rotation = link.transform.rotation
-            rotation.x = rotation.y = rotation.z = 0.0
-            rotation.w = 1.0
+            link = TransformStamped(child_frame_id=root)
+            link.header.stamp, link.header.frame_id = stamp(), self._fleet_frame
+            link.transform.rotation.w = 1.0
             self._static_transforms[root] = link
             self._linked_roots.add(root)
         return True

@@ -14,21 +14,25 @@
 """
 Every use of rclpy's and rosidl's private API, each with a self-test and a public fallback.
 
-The bridge's hot paths lean on three internals that no release promises to keep:
+The bridge's hot paths lean on three internals that no release promises to keep, and on one
+assumption about the rmw:
 
 - ``take_queued``: ``subscription.handle.take_message`` takes what else is queued on a
   subscription from inside its callback (the executor hands over one message per wake-up);
 - ``byte_slots``: a ``uint8[]`` field set as ``bytes`` through its slot (``message._data``),
   which rclpy serialises without the generated setter's per-byte checks;
 - ``slot_construction``: a message built with ``cls.__new__`` and stores into its slots,
-  bypassing the generated constructor and setters (codec.py checks the values itself).
+  bypassing the generated constructor and setters (codec.py checks the values itself);
+- ``cdr_publish``: the rmw takes plain little-endian CDR (XCDR1) from
+  ``Publisher.publish(bytes)``, which cdr.py writes straight from an echo frame's JSON.
 
-:func:`fast_paths` tests the last two on real messages once, round-tripping them through
+:func:`fast_paths` tests the last three on real messages once, round-tripping them through
 rclpy's own serialisation, and logs what it chose; ``take_queued`` is tested on its first
 real use and turned off for good if it fails. The public paths are always correct, only
-slower: ``array.array('B', data)`` for bytes, the constructor and setters for messages, the
-executor's own delivery for queued messages. ``ROBOFLARE_FAST_PATHS=0`` turns every fast
-path off (the tests run both ways), or a comma list names those to turn off.
+slower: ``array.array('B', data)`` for bytes, the constructor and setters for messages,
+publishing message objects, the executor's own delivery for queued messages.
+``ROBOFLARE_FAST_PATHS=0`` turns every fast path off (the tests run both ways), or a comma
+list names those to turn off.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class FastPaths:
     take_queued: bool = True
     byte_slots: bool = True
     slot_construction: bool = True
+    cdr_publish: bool = True
 
 
 _chosen: Optional[FastPaths] = None
@@ -64,12 +69,13 @@ def fast_paths() -> FastPaths:
 
 
 def _detect(setting: str) -> FastPaths:
-    names = ('take_queued', 'byte_slots', 'slot_construction')
+    names = ('take_queued', 'byte_slots', 'slot_construction', 'cdr_publish')
     off = set(names) if setting.strip() == '0' else {n.strip() for n in setting.split(',')}
     chosen = FastPaths(take_queued='take_queued' not in off,
                        byte_slots='byte_slots' not in off and _byte_slots_work(),
                        slot_construction=('slot_construction' not in off
                                           and _slot_construction_works()))
+    chosen.cdr_publish = 'cdr_publish' not in off and _cdr_publish_works()
     _log.info('rclpy fast paths: %s', ', '.join(
         f'{name} {"on" if getattr(chosen, name) else "off (public API)"}' for name in names))
     return chosen
@@ -103,6 +109,45 @@ def _slot_construction_works() -> bool:
         built.pose.position = point
         return serialize_message(built) == serialize_message(expected)
     except Exception:  # noqa: BLE001 - any failure means: use the public path
+        return False
+
+
+def _cdr_publish_works() -> bool:
+    try:
+        from builtin_interfaces.msg import Time
+        from geometry_msgs.msg import Transform, TransformStamped, Vector3
+        from rclpy.serialization import deserialize_message, serialize_message
+        from sensor_msgs.msg import LaserScan, NavSatFix, NavSatStatus
+        from std_msgs.msg import Header
+        from tf2_msgs.msg import TFMessage
+
+        from .cdr import CdrEncoder
+        samples = [
+            (TFMessage(transforms=[
+                TransformStamped(header=Header(stamp=Time(sec=7, nanosec=9), frame_id='odom'),
+                                 child_frame_id='base',
+                                 transform=Transform(translation=Vector3(x=1.5))),
+                TransformStamped(child_frame_id='laser_frame')]),
+             {'transforms': [{'header': {'stamp': {'sec': 7, 'nanosec': 9}, 'frame_id': 'odom'},
+                              'child_frame_id': 'base',
+                              'transform': {'translation': {'x': 1.5}}},
+                             {'child_frame_id': 'laser_frame'}]}),
+            (LaserScan(header=Header(frame_id='l'), angle_min=-1.0, ranges=[1.0, 2.5, 3.0],
+                       intensities=[7.0]),
+             {'header': {'frame_id': 'l'}, 'angle_min': -1.0, 'ranges': [1.0, 2.5, 3.0],
+              'intensities': [7]}),
+            (NavSatFix(status=NavSatStatus(status=-1), latitude=48.1,
+                       position_covariance=[0.5] * 9),
+             {'status': {'status': -1}, 'latitude': 48.1, 'position_covariance': [0.5] * 9})]
+        encoder = CdrEncoder()
+        for expected, obj in samples:
+            cls = type(expected)
+            data = encoder.encode(f'{cls.__module__.split(".")[0]}/msg/{cls.__name__}', obj)
+            if (len(data) != len(serialize_message(expected))
+                    or deserialize_message(data, cls) != expected):
+                return False
+        return True
+    except Exception:  # noqa: BLE001 - any failure means: publish message objects
         return False
 
 

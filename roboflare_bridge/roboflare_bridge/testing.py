@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import uuid
 
 import httpx
+from rclpy.serialization import deserialize_message
 
 from .emulator import Emulator, EmulatorConfig
 
@@ -57,10 +58,14 @@ class FakePublisher:
                  subscribers: int = 0) -> None:
         self.cls, self.topic, self.qos, self.subscribers = cls, topic, qos, subscribers
         self.messages: List[Any] = []
+        self.serialised = 0  # messages published as CDR (kept deserialised in messages)
         self.published = threading.Semaphore(0)  # one release per message
 
     def publish(self, message: Any) -> None:
-        if self.cls is not None and not isinstance(message, (self.cls, bytes)):
+        if self.cls is not None and isinstance(message, bytes):
+            message = deserialize_message(message, self.cls)  # as a subscriber gets it
+            self.serialised += 1
+        elif self.cls is not None and not isinstance(message, self.cls):
             raise TypeError(f'{self.topic}: published a {type(message).__name__}, '
                             f'not a {self.cls.__name__}')
         self.messages.append(message)

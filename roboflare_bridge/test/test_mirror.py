@@ -15,11 +15,13 @@
 
 import asyncio
 import json
+import math
 
 import pytest
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from roboflare_bridge.emulator.sim import SimRobot
 from roboflare_bridge.mirror import frame_topic, StaticTransforms, TopicMirror
+from roboflare_bridge.rclpy_compat import fast_paths
 from roboflare_bridge.testing import fake_publishers, FakeStream
 from roboflare_bridge.topic_qos import qos_profile, QosRules
 
@@ -74,6 +76,25 @@ def test_messages_are_decoded_prefixed_and_published_under_the_namespace(mirror)
     assert mirror.publishers['/roboflare/robot_1/odom'].qos.reliability == \
         ReliabilityPolicy.RELIABLE
     assert mirror.stats.published == 2
+
+
+def test_frames_are_serialised_straight_and_the_codec_takes_what_they_decline(mirror):
+    if not fast_paths().cdr_publish:
+        pytest.skip('publishing CDR is off: every frame takes the codec path')
+    scan = ROBOT.laser_scan(10.0)
+    with_nan = dict(scan, ranges=[None] + scan['ranges'][1:])  # null: NaN, for the codec
+    for msg in (scan, with_nan):
+        mirror.on_frame(echo('/scan', 'sensor_msgs/msg/LaserScan', msg))
+    mirror.on_frame(echo('/flag', 'std_msgs/msg/Bool', {'data': True}))  # a JSON boolean
+    scans = mirror.publishers['/roboflare/robot_1/scan']
+    assert scans.serialised == 1 and len(scans.messages) == 2
+    assert scans.messages[0].header.frame_id == scans.messages[1].header.frame_id \
+        == 'robot_1/laser'
+    assert list(scans.messages[0].ranges[1:]) == list(scans.messages[1].ranges[1:])
+    assert math.isnan(scans.messages[1].ranges[0])
+    flag = mirror.publishers['/roboflare/robot_1/flag']
+    assert flag.serialised == 0 and flag.messages[0].data is True
+    assert mirror.stats.published == 3 and mirror.drops.total == 0
 
 
 def test_tf_goes_global_and_static_transforms_are_merged(mirror):

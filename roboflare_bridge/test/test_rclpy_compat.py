@@ -37,16 +37,18 @@ HERE = Path(__file__).parent
 def test_this_rclpy_passes_the_self_tests():
     # On the rclpy this runs on (Jazzy and Kilted wheels), the internals behave as assumed.
     assert rclpy_compat._byte_slots_work() and rclpy_compat._slot_construction_works()
+    assert rclpy_compat._cdr_publish_works()
 
 
-@pytest.mark.parametrize('setting,off', [('0', {'take_queued', 'byte_slots',
-                                                'slot_construction'}),
-                                         ('byte_slots', {'byte_slots'}), ('', set())])
+ALL = {'take_queued', 'byte_slots', 'slot_construction', 'cdr_publish'}
+
+
+@pytest.mark.parametrize('setting,off', [('0', ALL), ('byte_slots', {'byte_slots'}),
+                                         ('cdr_publish', {'cdr_publish'}), ('', set())])
 def test_the_environment_turns_fast_paths_off(setting, off, caplog):
     with caplog.at_level(logging.INFO, logger='roboflare_bridge.rclpy_compat'):
         chosen = rclpy_compat._detect(setting)
-    assert {name for name in ('take_queued', 'byte_slots', 'slot_construction')
-            if not getattr(chosen, name)} == off
+    assert {name for name in ALL if not getattr(chosen, name)} == off
     assert 'rclpy fast paths:' in caplog.text  # said once, at the choice
 
 

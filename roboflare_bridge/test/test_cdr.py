@@ -1,0 +1,154 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""JSON -> CDR against rclpy's own serialisation, for every installed type, and bad input."""
+
+import json
+
+from hypothesis import given, HealthCheck, settings, strategies as st
+import orjson
+import pytest
+from rclpy.serialization import deserialize_message, serialize_message
+from roboflare_bridge.cdr import CdrEncoder, may_hold_booleans, NotEncodable
+from roboflare_bridge.codec import Codec, CodecError, message_class
+from test_codec import BAD, canonical, message_strategy, MESSAGE_TYPES
+
+ENCODER, CODEC = CdrEncoder('robot_1/'), Codec('robot_1/')
+SUPPORTED = [name for name in MESSAGE_TYPES if ENCODER.supports(name)]
+# Values that break a leaf's type or range; booleans are the frame check's business.
+WRONG = ['x', 1.5, -1, 300, 2 ** 31, 2 ** 70, 1e39, None, [], {}, [1.0], {'a': 1}]
+
+
+def same_as_rclpy(data: bytes, expected) -> None:
+    """
+    Assert CDR bytes are what rclpy would send for ``expected``, padding aside.
+
+    rclpy's padding bytes are not zeroed (ours are), and its length is the size the rmw
+    computed, which counts an 8-byte alignment after an empty sequence of doubles that it
+    does not write: its tail beyond our message is padding too.
+    """
+    theirs = bytes(serialize_message(expected))
+    assert len(data) <= len(theirs)
+    assert all(ours == reference or ours == 0 for ours, reference in zip(data, theirs))
+    assert canonical(deserialize_message(data, type(expected))) == canonical(expected)
+
+
+def test_nearly_every_installed_type_has_an_encoder():
+    unsupported = sorted(set(MESSAGE_TYPES) - set(SUPPORTED))
+    # Only types with fields the encoder leaves to the codec: char, wchar, wstring, ...
+    assert len(SUPPORTED) >= 0.9 * len(MESSAGE_TYPES), unsupported
+    for name in ('nav_msgs/msg/Odometry', 'sensor_msgs/msg/LaserScan', 'sensor_msgs/msg/Imu',
+                 'tf2_msgs/msg/TFMessage', 'nav_msgs/msg/OccupancyGrid',
+                 'sensor_msgs/msg/PointCloud2', 'std_msgs/msg/String'):
+        assert name in SUPPORTED
+
+
+@pytest.mark.parametrize('type_name', SUPPORTED)
+def test_encodes_as_rclpy_serialises(type_name):
+    cls = message_class(type_name)
+    same_as_rclpy(ENCODER.encode(type_name, {}), cls())  # every default
+
+    @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(message_strategy(cls))
+    def encoded(message):
+        wire = orjson.loads(orjson.dumps(Codec().encode(message)))
+        try:
+            data = ENCODER.encode(type_name, wire)
+        except NotEncodable:
+            assert may_hold_booleans(orjson.dumps(wire).decode())  # bools: the codec's
+            return
+        same_as_rclpy(data, CODEC.decode(type_name, wire))  # frame ids prefixed alike
+    encoded()
+
+
+def leaves(value, path=()):
+    """Yield the path of every leaf (and of every container) of a JSON value."""
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from leaves(item, path + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from leaves(item, path + (index,))
+
+
+def replaced(value, path, new):
+    if not path:
+        return new
+    copy = list(value) if isinstance(value, list) else dict(value)
+    copy[path[0]] = replaced(value[path[0]], path[1:], new)
+    return copy
+
+
+@pytest.mark.parametrize('type_name', [
+    'nav_msgs/msg/Odometry', 'sensor_msgs/msg/LaserScan', 'tf2_msgs/msg/TFMessage',
+    'sensor_msgs/msg/Imu', 'sensor_msgs/msg/NavSatFix', 'sensor_msgs/msg/JointState',
+    'nav_msgs/msg/OccupancyGrid', 'std_msgs/msg/Int8MultiArray', 'std_msgs/msg/UInt64',
+    'sensor_msgs/msg/PointCloud2', 'sensor_msgs/msg/CompressedImage'])
+def test_never_accepts_what_the_codec_rejects(type_name):
+    cls = message_class(type_name)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(message_strategy(cls), st.data())
+    def mutated(message, data):
+        wire = orjson.loads(orjson.dumps(Codec().encode(message)))
+        path = data.draw(st.sampled_from(list(leaves(wire))))
+        bad = replaced(wire, path, data.draw(st.sampled_from(WRONG)))
+        try:
+            expected = CODEC.decode(type_name, bad)
+        except CodecError:
+            expected = None
+        try:
+            encoded = ENCODER.encode(type_name, bad)
+        except NotEncodable:
+            return  # the mirror takes the codec's path: its verdict, its reason
+        assert expected is not None, f'accepted {bad!r}'
+        same_as_rclpy(encoded, expected)
+    mutated()
+
+
+@pytest.mark.parametrize('type_name,obj,reason', BAD)
+def test_the_codecs_bad_input_is_not_encodable(type_name, obj, reason):
+    if may_hold_booleans(json.dumps(obj)):
+        return  # {"data": true} for an integer: the frame check sends it to the codec
+    with pytest.raises((NotEncodable, CodecError)):
+        ENCODER.encode(type_name, obj)
+
+
+def test_null_for_nan_and_strings_with_nul_go_to_the_codec():
+    for obj in ({'ranges': [1.0, None]}, {'header': {'frame_id': 'a\x00b'}},
+                {'angle_min': None}):
+        with pytest.raises(NotEncodable):
+            ENCODER.encode('sensor_msgs/msg/LaserScan', obj)
+        CODEC.decode('sensor_msgs/msg/LaserScan', obj)  # which accepts them
+
+
+def test_booleans_are_spotted_in_the_frame_text():
+    assert may_hold_booleans('{"msg": {"data": true}}')
+    assert may_hold_booleans('{"msg": {"ranges": [false]}}')
+    assert not may_hold_booleans('{"msg": {"ranges": [1.0, 1, null], "name": "TRUE"}}')
+
+
+def test_frame_ids_are_prefixed_like_the_codec_and_empty_ones_stay_empty():
+    obj = {'transforms': [{'header': {'frame_id': '/odom'}, 'child_frame_id': 'base_link'},
+                          {'header': {'frame_id': ''}}]}
+    message = deserialize_message(ENCODER.encode('tf2_msgs/msg/TFMessage', obj),
+                                  message_class('tf2_msgs/msg/TFMessage'))
+    assert [(t.header.frame_id, t.child_frame_id) for t in message.transforms] == [
+        ('robot_1/odom', 'robot_1/base_link'), ('', '')]
+
+
+def test_unknown_types_are_not_supported():
+    assert not ENCODER.supports('exotic_msgs/msg/Thing')
+    with pytest.raises(NotEncodable):
+        ENCODER.encode('exotic_msgs/msg/Thing', {})
