@@ -15,7 +15,7 @@
 Camera mirroring: a robot's ``camera/ws`` JPEG frames as image_transport-style topics.
 
 ``<ns>/camera/image_raw/compressed`` (CompressedImage, ``jpeg``) gets every frame, the
-received bytes handed to rclpy as they are. ``<ns>/camera/image_raw`` (Image, ``bgr8``)
+received bytes published as they are (serialised around them: cdr.CompressedImageWriter). ``<ns>/camera/image_raw`` (Image, ``bgr8``)
 is decoded only while it has subscribers, in one decode thread shared by all robots that
 keeps only the newest frame of each robot: when decoding falls behind, stale frames are
 dropped and counted, and memory holds at most one pending frame per robot.
@@ -35,9 +35,10 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
 
 from .capability import StreamSpec
+from .cdr import CompressedImageWriter
 from .counters import DropCounter, publish_or_drop
 from .frames import CAMERA_STREAM, check_jpeg, FrameError
-from .rclpy_compat import set_bytes
+from .rclpy_compat import fast_paths, set_bytes
 from .topic_qos import IMAGE, qos_profile
 
 _log = logging.getLogger(__name__)
@@ -251,6 +252,8 @@ class CameraMirror:
         self._worker = worker
         self._max_frame_bytes = max_frame_bytes
         self._compressed = create_publisher(CompressedImage, base + '/compressed', IMAGE_QOS)
+        self._writer = (CompressedImageWriter(frame_id, 'jpeg') if fast_paths().cdr_publish
+                        else None)
         self._raw = create_publisher(Image, base, IMAGE_QOS) if worker is not None else None
 
     def stream_spec(self) -> StreamSpec:
@@ -292,10 +295,13 @@ class CameraMirror:
         self.stats.record(len(frame))
         if self.stats.frames % 30 == 1:  # the header is enough: no decode
             self.stats.width, self.stats.height = jpeg_size(frame)
-        message = CompressedImage(format='jpeg')
-        message.header.stamp = stamp
-        message.header.frame_id = self.frame_id
-        set_bytes(message, 'data', frame)  # bytes from the socket, straight to rclpy
+        if self._writer is not None:  # serialised around the socket's bytes
+            message: Any = self._writer.serialise(stamp.sec, stamp.nanosec, frame)
+        else:
+            message = CompressedImage(format='jpeg')
+            message.header.stamp = stamp
+            message.header.frame_id = self.frame_id
+            set_bytes(message, 'data', frame)  # bytes from the socket, straight to rclpy
         if publish_or_drop(self._compressed, message, self.drops):
             self.stats.published += 1
         if self._raw is not None and self._raw.get_subscription_count() > 0:
