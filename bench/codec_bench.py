@@ -12,14 +12,16 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """
-Topic codec micro-benchmark: JSON echo frames -> typed messages -> rclpy publish.
+Topic codec micro-benchmark: JSON echo frames -> serialised CDR -> rclpy publish.
 
 Prints frames/s on one core for nav_msgs/Odometry and sensor_msgs/LaserScan (720 ranges)
-against two references on the same frames: the floor (orjson.loads + constructing the
-message) and a naive converter that introspects the message type on every frame (what
+for the mirror's path (orjson.loads, then cdr.py's encoder, published as bytes) and the
+codec's checking path (a message object), against two references on the same frames: the
+floor (orjson.loads + constructing an empty message; "x floor" is decode/s over floor/s)
+and a naive converter that introspects the message type on every frame (what
 rosidl_runtime_py.set_message_fields does). With a subscriber in another process, rclpy's
-publish costs far more (the rmw serialises and sends); that is measured on its own too
-(publish only, the rmw's floor) and with the bridge's decoding in front of it.
+publish costs far more (the rmw sends); that is measured on its own too (publish of the
+serialised message only, the rmw's floor) and with the bridge's conversion in front of it.
 
 Then one latched map, as the emulator sends it: a 2000 x 2000 nav_msgs/OccupancyGrid (4 M
 cells, about 10 MB of JSON), with the milliseconds of its parse, its conversion and its
@@ -31,13 +33,13 @@ transient-local publish.
 import argparse
 import json
 import math
-import subprocess
 import sys
 import time
 
-from harness import ros_environment
+from harness import RemoteSubscriber, ros_environment, wait_for_subscriber
 import orjson
 import rclpy
+from roboflare_bridge.cdr import CdrEncoder
 from roboflare_bridge.codec import Codec, message_class
 from roboflare_bridge.emulator.sim import SimRobot
 
@@ -91,14 +93,20 @@ def bench_type(node, name, type_name, build, seconds):
     robot = SimRobot(0, 'rbt_0001', 'robot-1')
     frames = [orjson.dumps({'op': 'message', 'topic': '/x', 'type': type_name,
                             'msg': build(robot, t * 0.05)}) for t in range(200)]
-    codec = Codec('robot_1/')
+    codec, encoder = Codec('robot_1/'), CdrEncoder('robot_1/')
     publisher = node.create_publisher(cls, f'/bench/{name}', 10)
     subscribed = node.create_publisher(cls, f'/bench/{name}/subscribed', 10)
     wait_for_subscriber(subscribed)
-    decoded = [codec.decode(type_name, orjson.loads(frame)['msg']) for frame in frames]
+    serialised = [encoder.encode(type_name, orjson.loads(frame)['msg']) for frame in frames]
 
-    def bridge(frame):
-        publisher.publish(codec.decode(type_name, orjson.loads(frame)['msg']))
+    def bridge(frame):  # the mirror's path: JSON straight to CDR, published as bytes
+        publisher.publish(encoder.encode(type_name, orjson.loads(frame)['msg']))
+
+    def decode_only(frame):
+        encoder.encode(type_name, orjson.loads(frame)['msg'])
+
+    def codec_only(frame):  # the checking path, taken for what the encoder declines
+        codec.decode(type_name, orjson.loads(frame)['msg'])
 
     def floor(frame):
         orjson.loads(frame)
@@ -109,21 +117,22 @@ def bench_type(node, name, type_name, build, seconds):
         naive_set_fields(message, orjson.loads(frame)['msg'])
         publisher.publish(message)
 
-    def decode_only(frame):
-        codec.decode(type_name, orjson.loads(frame)['msg'])
-
     def bridge_subscribed(frame):
-        subscribed.publish(codec.decode(type_name, orjson.loads(frame)['msg']))
+        subscribed.publish(encoder.encode(type_name, orjson.loads(frame)['msg']))
 
-    def publish_only_subscribed(message):
-        subscribed.publish(message)
+    def publish_only_subscribed(data):
+        subscribed.publish(data)
 
     results = {'type': type_name, 'frame_bytes': len(frames[0])}
     for label, fn in (('bridge_decode_publish', bridge), ('bridge_decode_only', decode_only),
-                      ('floor_loads_construct', floor), ('naive_introspection', naive)):
+                      ('codec_decode_only', codec_only), ('floor_loads_construct', floor),
+                      ('naive_introspection', naive)):
         results[label] = round(rate(fn, frames, seconds))
+    results['decode_vs_floor'] = round(
+        results['bridge_decode_only'] / results['floor_loads_construct'], 2)
     results['bridge_decode_publish_subscribed'] = round(rate(bridge_subscribed, frames, seconds))
-    results['publish_only_subscribed'] = round(rate(publish_only_subscribed, decoded, seconds))
+    results['publish_only_subscribed'] = round(rate(publish_only_subscribed, serialised,
+                                                    seconds))
     return results
 
 
@@ -153,26 +162,6 @@ def bench_map(node, cells=2000, rounds=3):
             **best}
 
 
-SUBSCRIBER = """
-import sys, rclpy
-from roboflare_bridge.codec import message_class
-rclpy.init()
-node = rclpy.create_node('codec_bench_subscriber')
-for topic, type_name in zip(sys.argv[1::2], sys.argv[2::2]):
-    node.create_subscription(message_class(type_name), topic, lambda data: None, 1000,
-                             raw=True)
-rclpy.spin(node)
-"""
-
-
-def wait_for_subscriber(publisher, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while publisher.get_subscription_count() == 0:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f'no subscriber on {publisher.topic_name}')
-        time.sleep(0.05)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('--seconds', type=float, default=2.0)
@@ -181,10 +170,8 @@ def main():
     ros_environment(73)
     rclpy.init()
     node = rclpy.create_node('codec_bench')
-    subscriber = subprocess.Popen([sys.executable, '-c', SUBSCRIBER,
-                                   '/bench/odom/subscribed', 'nav_msgs/msg/Odometry',
-                                   '/bench/scan720/subscribed', 'sensor_msgs/msg/LaserScan'],
-                                  stderr=subprocess.DEVNULL)  # its exit on SIGTERM is noisy
+    subscriber = RemoteSubscriber([('/bench/odom/subscribed', 'nav_msgs/msg/Odometry'),
+                                   ('/bench/scan720/subscribed', 'sensor_msgs/msg/LaserScan')])
     try:
         results = [
             bench_type(node, 'odom', 'nav_msgs/msg/Odometry', SimRobot.odometry, args.seconds),
@@ -195,15 +182,15 @@ def main():
         ]
         big_map = bench_map(node)
     finally:
-        subscriber.terminate()
-        subscriber.wait(10)
+        subscriber.close()
     targets = {'nav_msgs/msg/Odometry': 20000, 'sensor_msgs/msg/LaserScan': 5000}
-    print(f'{"type":26} {"decode+publish/s":>16} {"decode/s":>9} {"floor/s":>9} '
-          f'{"naive/s":>9} {"vs naive":>8} {"subscribed:":>12} {"bridge/s":>9} '
-          f'{"rmw only/s":>10} {"target":>7}')
+    print(f'{"type":26} {"decode+publish/s":>16} {"decode/s":>9} {"codec/s":>9} '
+          f'{"floor/s":>9} {"x floor":>7} {"naive/s":>9} {"vs naive":>8} {"subscribed:":>12} '
+          f'{"bridge/s":>9} {"rmw only/s":>10} {"target":>7}')
     for r in results:
         print(f'{r["type"]:26} {r["bridge_decode_publish"]:>16,} {r["bridge_decode_only"]:>9,} '
-              f'{r["floor_loads_construct"]:>9,} {r["naive_introspection"]:>9,} '
+              f'{r["codec_decode_only"]:>9,} {r["floor_loads_construct"]:>9,} '
+              f'{r["decode_vs_floor"]:>7.2f} {r["naive_introspection"]:>9,} '
               f'{r["bridge_decode_publish"] / r["naive_introspection"]:>8.2f} {"":>12} '
               f'{r["bridge_decode_publish_subscribed"]:>9,} '
               f'{r["publish_only_subscribed"]:>10,} {targets[r["type"]]:>7,}')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """
-What the benchmarks share: the emulator and the bridge as processes, /proc figures, ROS env.
+What the benchmarks share: the emulator and the bridge as processes, /proc figures, ROS env,
+and the floor a mirrored message cannot go below.
 
 The processes are the tests' own helpers (roboflare_bridge.testing), so the benchmarks
 start the bridge exactly as the end-to-end tests do.
@@ -22,10 +23,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import subprocess
+import sys
 import tempfile
-from typing import Any, List, Sequence
+import time
+from typing import Any, List, Sequence, Tuple
 
+import orjson
+import rclpy
 from roboflare_bridge import testing
+from roboflare_bridge.codec import message_class
 
 
 def ros_environment(default_domain: int) -> None:
@@ -110,3 +117,72 @@ class BridgeProcess(testing.BridgeProcess):
     def close(self) -> None:
         self.stop(timeout=15)
         self.workdir.cleanup()
+
+
+SUBSCRIBER = """
+import sys, rclpy
+from roboflare_bridge.codec import message_class
+rclpy.init()
+node = rclpy.create_node('bench_subscriber')
+for topic, type_name in zip(sys.argv[1::2], sys.argv[2::2]):
+    node.create_subscription(message_class(type_name), topic, lambda data: None, 1000,
+                             raw=True)
+rclpy.spin(node)
+"""
+
+
+class RemoteSubscriber:
+    """Raw subscriptions on (topic, type) pairs in a process of their own."""
+
+    def __init__(self, topics: Sequence[Tuple[str, str]]) -> None:
+        arguments = [item for pair in topics for item in pair]
+        self.process = subprocess.Popen([sys.executable, '-c', SUBSCRIBER, *arguments],
+                                        stderr=subprocess.DEVNULL)  # noisy exit on SIGTERM
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def wait_for_subscriber(publisher: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while publisher.get_subscription_count() == 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'no subscriber on {publisher.topic_name}')
+        time.sleep(0.05)  # discovery has no event to wait on from rclpy
+
+
+def floor_cpu_s_per_1000(samples: Sequence[Tuple[str, str, Any, bytes]],
+                         seconds: float = 2.0) -> float:
+    """
+    Return the CPU seconds per 1,000 messages of the least a bridge must do for each one.
+
+    ``samples`` are (topic, type, frame, cdr): the frame as the bridge receives it, parsed
+    with ``orjson.loads`` when it is text (a JSON echo frame), then the message already
+    serialised published to a subscriber in another process. Measured in this process
+    (its DDS threads included, as the bridge's are), with nothing else running.
+    """
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('bench_floor', context=context)
+    topics = sorted({(topic, type_name) for topic, type_name, _, _ in samples})
+    subscriber = RemoteSubscriber(topics)
+    try:
+        publishers = {topic: node.create_publisher(message_class(type_name), topic, 1000)
+                      for topic, type_name in topics}
+        for publisher in publishers.values():
+            wait_for_subscriber(publisher)
+        work = [(publishers[topic], frame, cdr) for topic, _, frame, cdr in samples]
+        count, started = 0, time.process_time()
+        wall_end = time.monotonic() + seconds
+        while time.monotonic() < wall_end:
+            for publisher, frame, cdr in work:
+                if isinstance(frame, str):
+                    orjson.loads(frame)
+                publisher.publish(cdr)
+            count += len(work)
+        return 1000 * (time.process_time() - started) / count
+    finally:
+        subscriber.close()
+        node.destroy_node()
+        context.try_shutdown()

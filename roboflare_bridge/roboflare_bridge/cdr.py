@@ -367,16 +367,25 @@ def _encode_string(value: Any, default: str, bound: Optional[int], prefix: str,
     return off + pad + 5 + len(data)
 
 
+_SEQUENCE_STRUCTS: Dict[Tuple[str, int], struct.Struct] = {}
+_SEQUENCE_STRUCTS_KEPT = 512  # sequence lengths vary: a bounded cache of their layouts
+
+
 def _pack_numbers(code: str, values: list) -> bytes:
-    # struct checks every element's type and range in C (float32 overflow included).
-    layout = f'<{len(values)}{code}'
+    # struct checks every element's type and range in C (float32 overflow included), and
+    # is faster than array.array; a Struct kept per length saves parsing its format.
+    layout = _SEQUENCE_STRUCTS.get((code, len(values)))
+    if layout is None:
+        if len(_SEQUENCE_STRUCTS) >= _SEQUENCE_STRUCTS_KEPT:
+            _SEQUENCE_STRUCTS.clear()
+        layout = _SEQUENCE_STRUCTS[code, len(values)] = struct.Struct(f'<{len(values)}{code}')
     try:
-        return struct.pack(layout, *values)
+        return layout.pack(*values)
     except struct.error:
         if code not in 'fd':
             raise
     # Scans mark beams out of range with NaN or infinity, which travel as null.
-    return struct.pack(layout, *[_NAN if value is None else value for value in values])
+    return layout.pack(*[_NAN if value is None else value for value in values])
 
 
 __all__ = ['CdrEncoder', 'CompressedImageWriter', 'ENCAPSULATION', 'NotEncodable',
