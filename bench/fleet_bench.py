@@ -25,6 +25,11 @@ A cell has two phases:
    logs 20,000 records/s offered): messages/s and MB/s delivered, CPU seconds of the bridge
    per 1,000 messages.
 
+Beside it, for topic echo and camera compressed, the floor: the CPU seconds per 1,000 of
+the same messages for the least a bridge must do with each (parse the JSON frame, publish
+the message already serialised to a subscriber in another process; harness), measured in
+this process once the cell's processes are gone, and the bridge's multiple of it.
+
 Peak RSS is the bridge's VmHWM over both phases. Latency is measured from: the emulator's
 send stamp (topic echo: header.stamp, taken as the frame goes onto the loopback socket), the
 bridge's receipt stamp (camera: header.stamp), the publication stamp (logs) to, respectively,
@@ -53,16 +58,18 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from harness import (
-    BridgeProcess, EmulatorProcess, percentile, proc_stat_cpu_seconds, robot_ids,
-    ros_environment,
+    BridgeProcess, EmulatorProcess, floor_cpu_s_per_1000, percentile, proc_stat_cpu_seconds,
+    robot_ids, ros_environment,
 )
+import orjson
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 from rclpy.task import Future
 from roboflare_bridge import jsonutil
+from roboflare_bridge.cdr import CdrEncoder, CompressedImageWriter
 from roboflare_bridge.codec import message_class
-from roboflare_bridge.emulator.sim import TOPICS
+from roboflare_bridge.emulator.sim import CameraFeed, SimRobot, TOPICS
 from roboflare_bridge.params import ros_name
 from roboflare_bridge.resources import parse_time
 from roboflare_bridge.rosout import drain_subscription
@@ -245,8 +252,36 @@ def run_stream_cell(kind: str, robots: int, settings: Settings,
         subscriber.close()
         bridge.close()
         emulator.close()
+    if kind in ('echo', 'compressed'):  # measured alone, once the cell's processes are gone
+        throughput['floor_cpu_s_per_1000'] = floor_cpu_s_per_1000(floor_samples(kind))
     return {'kind': kind, 'robots': robots, 'shards': shards, 'latency': latency,
             'throughput': throughput, 'peak_rss_mb': peak_rss_kb / 1024}
+
+
+def floor_samples(kind: str) -> List[Tuple[str, str, Any, bytes]]:
+    """
+    Return the cell's messages in the proportions it sends them, for the floor (harness).
+
+    Topic echo: one simulated robot's topics, each as often as its rate says (the flood
+    multiplies every rate alike), as JSON frames and as the CDR the bridge publishes.
+    Camera: a frame of the cell's size, which the bridge only wraps.
+    """
+    if kind == 'compressed':
+        width, height = map(int, CAMERA_SIZE.split('x'))
+        jpeg = CameraFeed(width, height).frame(1)
+        cdr = CompressedImageWriter('robot_1/camera_optical_frame', 'jpeg').serialise(1, 2, jpeg)
+        return [('/floor/camera', 'sensor_msgs/msg/CompressedImage', jpeg, cdr)]
+    robot, encoder, samples = SimRobot(0, 'rbt_0001', 'robot-1'), CdrEncoder('robot_1/'), []
+    for spec in TOPICS:
+        if spec.latched:
+            continue
+        for i in range(round(spec.rate_hz)):
+            msg = robot.builders[spec.name](i / spec.rate_hz)
+            frame = orjson.dumps({'op': 'message', 'topic': spec.name, 'type': spec.type,
+                                  'msg': msg}).decode()
+            samples.append((f'/floor{spec.name}', spec.type, frame,
+                            encoder.encode(spec.type, msg)))
+    return samples
 
 
 def measure_throughput(subscriber: LocalSubscriber, bridge: Shards,
@@ -401,16 +436,20 @@ def record_lags(items: List[Dict[str, Any]], arrivals: List[List[float]], first:
 
 def print_table(cells: List[Dict[str, Any]]) -> None:
     print(f'\n{"stream kind":18} {"robots":>6} {"shards":>6} {"msgs/s":>9} {"MB/s":>7} '
-          f'{"p50 ms":>8} {"p99 ms":>8} {"CPU s/1k":>9} {"peak RSS":>9}')
+          f'{"p50 ms":>8} {"p99 ms":>8} {"CPU s/1k":>9} {"floor":>6} {"x floor":>7} '
+          f'{"peak RSS":>9}')
     for cell in cells:
         if 'error' in cell:
             print(f'{KINDS[cell["kind"]]:18} {cell["robots"]:>6}  {cell["error"]}')
             continue
         t, lat = cell['throughput'], cell['latency']
+        floor = t.get('floor_cpu_s_per_1000')
+        versus = (f'{floor:>6.3f} {t["cpu_s_per_1000"] / floor:>7.2f}' if floor
+                  else f'{"-":>6} {"-":>7}')
         print(f'{KINDS[cell["kind"]]:18} {cell["robots"]:>6} {cell.get("shards", 1):>6} '
               f'{t["messages_per_s"]:>9,.0f} '
               f'{t["mb_per_s"]:>7.1f} {lat["p50_ms"]:>8.2f} {lat["p99_ms"]:>8.2f} '
-              f'{t["cpu_s_per_1000"]:>9.3f} {cell["peak_rss_mb"]:>6.0f} MB')
+              f'{t["cpu_s_per_1000"]:>9.3f} {versus} {cell["peak_rss_mb"]:>6.0f} MB')
 
 
 def run(kinds: List[str], robot_counts: List[int], settings: Settings,

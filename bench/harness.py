@@ -12,9 +12,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """
-What the benchmarks share: the emulator and the bridge as processes, /proc figures, ROS env,
-and the floor a mirrored message cannot go below.
+What the benchmarks share: the processes, /proc figures, ROS env and the messages' floor.
 
+The floor is the least a bridge must spend on a mirrored message (floor_cpu_s_per_1000).
 The processes are the tests' own helpers (roboflare_bridge.testing), so the benchmarks
 start the bridge exactly as the end-to-end tests do.
 """
