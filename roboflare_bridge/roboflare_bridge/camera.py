@@ -17,8 +17,9 @@ Camera mirroring: a robot's ``camera/ws`` JPEG frames as image_transport-style t
 ``<ns>/camera/image_raw/compressed`` (CompressedImage, ``jpeg``) gets every frame, the
 received bytes published as they are (the message serialised around them by cdr.py).
 ``<ns>/camera/image_raw`` (Image, ``bgr8``) is decoded only while it has subscribers, in
-one decode thread shared by all robots that keeps only the newest frame of each robot: when decoding falls behind, stale frames are
-dropped and counted, and memory holds at most one pending frame per robot.
+one decode thread shared by all robots that keeps only the newest frame of each robot:
+when decoding falls behind, stale frames are dropped and counted, and memory holds at most
+one pending frame per robot.
 """
 
 from __future__ import annotations
