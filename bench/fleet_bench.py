@@ -74,6 +74,7 @@ from roboflare_bridge.params import ros_name
 from roboflare_bridge.resources import parse_time
 from roboflare_bridge.rosout import drain_subscription
 from roboflare_bridge.testing import wait_until_true
+from roboflare_bridge.topic_qos import IMAGE, QosRules, TopicQos
 
 KINDS = {'echo': 'topic echo', 'compressed': 'camera compressed',
          'decoded': 'camera decoded', 'logs': 'log forwarding'}
@@ -258,7 +259,7 @@ def run_stream_cell(kind: str, robots: int, settings: Settings,
             'throughput': throughput, 'peak_rss_mb': peak_rss_kb / 1024}
 
 
-def floor_samples(kind: str) -> List[Tuple[str, str, Any, bytes]]:
+def floor_samples(kind: str) -> List[Tuple[str, str, Any, bytes, TopicQos]]:
     """
     Return the cell's messages in the proportions it sends them, for the floor (harness).
 
@@ -270,7 +271,7 @@ def floor_samples(kind: str) -> List[Tuple[str, str, Any, bytes]]:
         width, height = map(int, CAMERA_SIZE.split('x'))
         jpeg = CameraFeed(width, height).frame(1)
         cdr = CompressedImageWriter('robot_1/camera_optical_frame', 'jpeg').serialise(1, 2, jpeg)
-        return [('/floor/camera', 'sensor_msgs/msg/CompressedImage', jpeg, cdr)]
+        return [('/floor/camera', 'sensor_msgs/msg/CompressedImage', jpeg, cdr, IMAGE)]
     robot, encoder, samples = SimRobot(0, 'rbt_0001', 'robot-1'), CdrEncoder('robot_1/'), []
     for spec in TOPICS:
         if spec.latched:
@@ -280,7 +281,7 @@ def floor_samples(kind: str) -> List[Tuple[str, str, Any, bytes]]:
             frame = orjson.dumps({'op': 'message', 'topic': spec.name, 'type': spec.type,
                                   'msg': msg}).decode()
             samples.append((f'/floor{spec.name}', spec.type, frame,
-                            encoder.encode(spec.type, msg)))
+                            encoder.encode(spec.type, msg), QosRules().for_topic(spec.name)))
     return samples
 
 

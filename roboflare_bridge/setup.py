@@ -38,6 +38,7 @@ setup(
     entry_points={
         'console_scripts': [
             'bridge = roboflare_bridge.bridge_node:main',
+            'check_api = roboflare_bridge.check_api:main',
             'emulator = roboflare_bridge.emulator.__main__:main',
             'rviz_config = roboflare_bridge.rviz_config:main',
         ],

@@ -17,6 +17,10 @@ Asyncio client of the Roboflare HTTP control plane (httpx).
 Envelopes are unwrapped, every failure becomes one :class:`ApiError`, and requests that are
 safe to repeat (GETs, and POSTs carrying an Idempotency-Key) are retried with backoff and
 jitter on transport errors, 5xx and 429 (honouring Retry-After), within a deadline.
+
+:meth:`ApiClient.check_contract` holds the live ``/openapi.json`` against what the bridge
+uses (api_check.py) and adopts what it can absorb: list calls follow the pagination the
+spec declares (and wait for a check in progress, so that none reads only a first page).
 """
 
 from __future__ import annotations
@@ -30,18 +34,58 @@ import uuid
 
 import httpx
 
+from .api_check import check_document, Pagination, Report
 from .backoff import Backoff
-from .credentials import Credentials
+from .credentials import Credentials, Token
 from .resources import (
     ApiError, Config, CONFIG_DEPLOYMENT, Deployment, DeploymentKind, IDEMPOTENCY_HEADER,
-    INTERNAL_SERVER_ERROR, MalformedResource, ORG_ID_HEADER, parse_error_envelope, Release,
-    RELEASE_DEPLOYMENT, Robot, TIMEOUT, UNAVAILABLE, unwrap_data, unwrap_items,
+    INTERNAL_SERVER_ERROR, MalformedResource, OPENAPI_PATH, ORG_ID_HEADER,
+    parse_error_envelope, Release, RELEASE_DEPLOYMENT, Robot, TIMEOUT, UNAVAILABLE,
+    unwrap_data, unwrap_items,
 )
 
 _log = logging.getLogger(__name__)
 T = TypeVar('T')
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_PAGES = 10_000  # a list that pages on past this is taken for a server looping
+
+
+async def fetch_openapi(http: httpx.AsyncClient, token: Optional[Token],
+                        timeout_s: float) -> Any:
+    """
+    Return the parsed ``/openapi.json``; raise ApiError (the token scrubbed).
+
+    It is asked for without the token (the contract says it is public), then with it if the
+    server refuses that.
+    """
+    response = None
+    for attempt in ('anonymous', 'token'):
+        request = http.build_request('GET', OPENAPI_PATH, timeout=timeout_s)
+        request.headers.pop('Authorization', None)
+        if attempt == 'token':
+            if token is None or response is None or response.status_code not in (401, 403):
+                break
+            request.headers['Authorization'] = f'Bearer {token.reveal()}'
+        try:
+            response = await http.send(request)
+        except httpx.TimeoutException:
+            raise ApiError(TIMEOUT, f'GET {OPENAPI_PATH}: no answer within {timeout_s:.1f}s')
+        except httpx.TransportError as exc:
+            reason = (token.scrub(str(exc)) if token else str(exc)) or type(exc).__name__
+            raise ApiError(UNAVAILABLE, f'GET {OPENAPI_PATH}: {reason}') from None
+    assert response is not None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not response.is_success:
+        code, message = parse_error_envelope(response.status_code, body)
+        raise ApiError(code, token.scrub(message) if token else message, response.status_code)
+    if body is None:
+        raise ApiError(INTERNAL_SERVER_ERROR, f'GET {OPENAPI_PATH}: not JSON',
+                       response.status_code)
+    return body
 
 
 class ApiClient:
@@ -60,6 +104,9 @@ class ApiClient:
         self.token_rejected = False  # the last answer was 401
         self.requests_sent = 0
         self.retries = 0
+        self.contract: Optional[Report] = None  # the last check of /openapi.json
+        self.pagination: Dict[str, Pagination] = {}  # list route -> how it pages
+        self._checking: Optional[asyncio.Event] = None  # set once a check has finished
         self._http = httpx.AsyncClient(
             base_url=self.base_url, verify=verify_tls, transport=transport,
             timeout=httpx.Timeout(request_timeout_s),
@@ -76,24 +123,57 @@ class ApiClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    async def check_contract(self) -> Report:
+        """Check the live /openapi.json; adopt its pagination; never raise for the spec."""
+        checking = self._checking = asyncio.Event()
+        try:
+            document = await fetch_openapi(self._http, self._token, self.request_timeout_s)
+            report = check_document(document)
+        except ApiError as exc:
+            report = Report(error=f'cannot fetch {OPENAPI_PATH}: {exc}')
+        finally:
+            checking.set()
+        if not report.error:
+            self.pagination = report.pagination
+        self.contract = report
+        return report
+
+    async def watch_contract(self, retry_initial_s: float = 5.0,
+                             retry_cap_s: float = 300.0) -> Report:
+        """Check the contract until the spec can be read; log the result once."""
+        backoff = Backoff(retry_initial_s, retry_cap_s)
+        logged = ''
+        while True:
+            report = await self.check_contract()
+            if not report.error:
+                break
+            if report.error != logged:  # each new reason once, not every retry
+                logged = report.error
+                _log.warning('API contract %s; retrying', report.summary())
+            await asyncio.sleep(backoff.next_delay())
+        log = _log.info if not report.differences else _log.warning
+        log('API contract against %s%s: %s', self.base_url, OPENAPI_PATH,
+            '\n  '.join(report.lines()))
+        return report
+
     # -- routes ---------------------------------------------------------------------------
 
     async def list_robots(self) -> List[Robot]:
-        return self._items(await self._request('GET', '/api/robots'), Robot.from_json)
+        return await self._list('/api/robots', Robot.from_json)
 
     async def get_robot(self, robot_id: str) -> Robot:
         return self._data(await self._request('GET', f'/api/robots/{_seg(robot_id)}'),
                           Robot.from_json)
 
     async def list_releases(self) -> List[Release]:
-        return self._items(await self._request('GET', '/api/releases'), Release.from_json)
+        return await self._list('/api/releases', Release.from_json)
 
     async def get_release(self, release_id: str) -> Release:
         return self._data(await self._request('GET', f'/api/releases/{_seg(release_id)}'),
                           Release.from_json)
 
     async def list_configs(self) -> List[Config]:
-        return self._items(await self._request('GET', '/api/configs'), Config.from_json)
+        return await self._list('/api/configs', Config.from_json)
 
     async def get_config(self, config_id: str) -> Config:
         return self._data(await self._request('GET', f'/api/configs/{_seg(config_id)}'),
@@ -102,8 +182,7 @@ class ApiClient:
     async def list_deployments(self, kind: DeploymentKind = RELEASE_DEPLOYMENT,
                                robot_id: str = '', status: str = '') -> List[Deployment]:
         params = {k: v for k, v in (('robot_id', robot_id), ('status', status)) if v}
-        body = await self._request('GET', kind.path, params=params)
-        return self._items(body, lambda obj: Deployment.from_json(obj, kind))
+        return await self._list(kind.path, lambda obj: Deployment.from_json(obj, kind), params)
 
     async def get_deployment(self, deployment_id: str,
                              kind: DeploymentKind = RELEASE_DEPLOYMENT) -> Deployment:
@@ -130,6 +209,29 @@ class ApiClient:
         return await self.list_deployments(CONFIG_DEPLOYMENT, robot_id, status)
 
     # -- mechanics ------------------------------------------------------------------------
+
+    async def _list(self, path: str, parse: Callable[[Mapping[str, Any]], T],
+                    params: Optional[Dict[str, str]] = None) -> List[T]:
+        """GET a list, every page of it when the spec declares pagination."""
+        if self._checking is not None:
+            await self._checking.wait()  # the check says whether lists page
+        paging = self.pagination.get(path)
+        params = dict(params or {})
+        items: List[T] = []
+        cursors: set = set()
+        for _ in range(MAX_PAGES):
+            body = await self._request('GET', path, params=params or None)
+            items += self._items(body, parse)
+            cursor = body.get(paging.cursor_field) if paging is not None else None
+            if cursor in (None, ''):
+                return items
+            if not isinstance(cursor, str):
+                raise self._malformed(MalformedResource(f'{paging.cursor_field}: not text'))
+            if cursor in cursors:
+                raise self._malformed(MalformedResource(f'{paging.cursor_field} repeats'))
+            cursors.add(cursor)
+            params[paging.query_parameter] = cursor
+        raise self._malformed(MalformedResource(f'{path} pages on past {MAX_PAGES} pages'))
 
     def _items(self, body: Any, parse: Callable[[Mapping[str, Any]], T]) -> List[T]:
         try:

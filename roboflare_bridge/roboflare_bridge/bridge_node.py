@@ -41,7 +41,7 @@ from rclpy.signals import SignalHandlerOptions
 from .api_client import ApiClient
 from .control_plane import ControlPlane
 from .credentials import check_base_url, CredentialsError, resolve_credentials
-from .diagnostics import Diagnostics, fleet_statuses, status
+from .diagnostics import contract_status, Diagnostics, fleet_statuses, status
 from .fleet import Fleet
 from .loop_thread import AsyncioThread
 from .params import BridgeConfig, build_config, declare_and_read, DESCRIPTIONS, ParameterError
@@ -107,7 +107,9 @@ class RoboflareBridge(Node):
                                               self.config.request_timeout_s,
                                               self.config.deploy_poll_interval_s)
         self.fleet = Fleet(self, self.config, self.api, credentials.token)
-        self._running = [self.loop.submit(self.fleet.run())]
+        # The contract check first: list calls wait for it (does the API paginate?).
+        self._running = [self.loop.submit(self.api.watch_contract()),
+                         self.loop.submit(self.fleet.run())]
         self.asyncio_tasks = 0
         self._running.append(self.loop.submit(self._count_tasks()))
         self.upstream: Optional[UpstreamLogs] = None
@@ -158,6 +160,7 @@ class RoboflareBridge(Node):
             'service_calls': plane.calls if plane else 0,
             'service_failures': plane.failures if plane else 0,
             'threads': threading.active_count(), 'asyncio_tasks': self.asyncio_tasks})
+        yield contract_status(api.contract, api.base_url)
         yield from fleet_statuses(self.fleet, self.config)
         if self.upstream is not None:
             yield from self.upstream.statuses()

@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 import re
 import stat
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 from urllib.parse import urlsplit
 
 try:
@@ -128,6 +128,23 @@ def _read_token_file(path: Path) -> str:
     return text
 
 
+def resolve_base_url(base_url_param: str = '', env: Optional[Mapping[str, str]] = None,
+                     credentials_path: Optional[Path] = None) -> str:
+    """Resolve the base URL alone, in the contract's order (no token needed)."""
+    path = (credentials_path or CREDENTIALS_PATH).expanduser()
+
+    def from_file(key: str) -> str:
+        value = _read_credentials_file(path).get(key, '')
+        return value if isinstance(value, str) else ''
+    return _base_url(base_url_param, os.environ if env is None else env, from_file)
+
+
+def _base_url(base_url_param: str, env: Mapping[str, str],
+              from_file: Callable[[str], str]) -> str:
+    return (base_url_param or env.get('ROBOFLARE_BASE_URL', '') or from_file('base_url')
+            or DEFAULT_BASE_URL).rstrip('/')
+
+
 def resolve_credentials(base_url_param: str = '', token_file_param: str = '',
                         env: Optional[Mapping[str, str]] = None,
                         credentials_path: Optional[Path] = None) -> Credentials:
@@ -143,8 +160,7 @@ def resolve_credentials(base_url_param: str = '', token_file_param: str = '',
         value = file_values.get(key, '')
         return value if isinstance(value, str) else ''
 
-    base_url = (base_url_param or env.get('ROBOFLARE_BASE_URL', '') or from_file('base_url')
-                or DEFAULT_BASE_URL)
+    base_url = _base_url(base_url_param, env, from_file)
     if token_file_param:
         raw, source = _read_token_file(Path(token_file_param).expanduser()), 'token_file'
     elif env.get('ROBOFLARE_TOKEN'):

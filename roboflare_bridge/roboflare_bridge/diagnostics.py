@@ -26,7 +26,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from .resources import FORBIDDEN, ROBOT_OFFLINE, UNAUTHORIZED
+from .api_check import Report
+from .resources import FORBIDDEN, OPENAPI_PATH, ROBOT_OFFLINE, UNAUTHORIZED
 from .streams import StreamClient
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
@@ -80,6 +81,18 @@ def robot_statuses(robot: Any) -> List[DiagnosticStatus]:
     if warnings:
         level, message = max(level, WARN), '; '.join([message] + warnings)
     return [status(f'robot {robot.robot.ros_name}', level, message, values)] + streams
+
+
+def contract_status(report: Optional[Report], base_url: str) -> DiagnosticStatus:
+    """Return how the live /openapi.json compares with what the bridge uses (api_check)."""
+    values: Dict[str, Any] = {'spec': base_url.rstrip('/') + OPENAPI_PATH}
+    if report is None:
+        return status('contract', WARN, 'checking the API spec', values)
+    values['compatible'] = report.compatible
+    values.update({f'difference {i + 1}': difference.line()
+                   for i, difference in enumerate(report.differences)})
+    level = OK if not report.error and not report.differences else WARN
+    return status('contract', level, report.summary(), values)
 
 
 def fleet_statuses(fleet: Any, config: Any) -> List[DiagnosticStatus]:

@@ -15,14 +15,17 @@
 The control plane's HTTP resources and error codes: every [assumed] HTTP shape lives here.
 
 Aligning the bridge with the live ``/openapi.json`` is a change to this module only
-(roboflare-contract.md, section 1).
+(roboflare-contract.md, section 1). :data:`ROUTES_USED` declares what the bridge relies on:
+each route the client calls, its envelope, and each field the parsers read, with its JSON
+type and whether the parser needs it; api_check.py holds a live spec against it, and the
+tests hold the parsers and the client to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, FrozenSet, Mapping, Optional, Sequence, Tuple, Union
 
 from roboflare_interfaces.msg import Deployment as DeploymentMessage
 
@@ -35,6 +38,7 @@ DEPLOYMENT_STATUSES = frozenset({DeploymentMessage.STATUS_PENDING,
                                  DeploymentMessage.STATUS_IN_PROGRESS}) | TERMINAL_STATUSES
 # A robot's status while the control plane does not hear from it (else "online").
 ROBOT_OFFLINE = 'offline'
+ROBOT_STATUSES = frozenset({'online', ROBOT_OFFLINE})
 
 # The API's error codes [ref]; the HTTP status mapping is assumed.
 BAD_REQUEST = 'bad_request'
@@ -51,6 +55,74 @@ TIMEOUT = 'timeout'
 UNAVAILABLE = 'unavailable'
 ORG_ID_HEADER = 'X-Roboflare-Org-Id'
 IDEMPOTENCY_HEADER = 'Idempotency-Key'
+
+
+@dataclass(frozen=True)
+class FieldUse:
+    """
+    A field a parser reads: its JSON Schema type and whether the parser needs it.
+
+    ``items`` is an array's element (a JSON type, or a resource); ``known`` the enum values
+    the bridge knows (others are kept as text and shown).
+    """
+
+    name: str
+    kind: str
+    required: bool = False
+    items: Union[str, 'ResourceUse', None] = None
+    known: FrozenSet[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ResourceUse:
+    name: str
+    fields: Tuple[FieldUse, ...]
+
+
+@dataclass(frozen=True)
+class RouteUse:
+    """A route the client calls: ``envelope`` is ``items`` (a list) or ``data`` (one)."""
+
+    method: str
+    path: str
+    envelope: str
+    resource: ResourceUse
+    idempotent: bool = False  # sends an Idempotency-Key: the spec must declare it
+
+    @property
+    def name(self) -> str:
+        return f'{self.method} {self.path}'
+
+
+_TIME_FIELD = 'string'  # RFC 3339 text
+ROBOT_USE = ResourceUse('Robot', (
+    FieldUse('id', 'string', required=True), FieldUse('name', 'string'),
+    FieldUse('status', 'string', known=ROBOT_STATUSES), FieldUse('last_seen_at', _TIME_FIELD)))
+RELEASE_USE = ResourceUse('Release', (
+    FieldUse('id', 'string', required=True), FieldUse('name', 'string'),
+    FieldUse('version', 'string'), FieldUse('created_at', _TIME_FIELD)))
+CONFIG_USE = ResourceUse('Config', (
+    FieldUse('id', 'string', required=True), FieldUse('name', 'string'),
+    FieldUse('version', 'string'), FieldUse('content', 'string'),
+    FieldUse('content_type', 'string'), FieldUse('created_at', _TIME_FIELD)))
+ROBOT_STATE_USE = ResourceUse('RobotState', (
+    FieldUse('robot_id', 'string', required=True),
+    FieldUse('status', 'string', required=True, known=DEPLOYMENT_STATUSES),
+    FieldUse('message', 'string')))
+
+
+def _deployment_use(name: str, subject_field: str) -> ResourceUse:
+    return ResourceUse(name, (
+        FieldUse('id', 'string', required=True), FieldUse(subject_field, 'string'),
+        FieldUse('robot_ids', 'array', items='string'),
+        FieldUse('status', 'string', required=True, known=DEPLOYMENT_STATUSES),
+        FieldUse('progress', 'number'), FieldUse('message', 'string'),
+        FieldUse('robots', 'array', items=ROBOT_STATE_USE),
+        FieldUse('created_at', _TIME_FIELD), FieldUse('updated_at', _TIME_FIELD)))
+
+
+DEPLOYMENT_USE = _deployment_use('Deployment', 'release_id')
+CONFIG_DEPLOYMENT_USE = _deployment_use('ConfigDeployment', 'config_id')
 
 
 def error_code_for_status(status: int) -> str:
@@ -168,6 +240,21 @@ class DeploymentKind:
 
 RELEASE_DEPLOYMENT = DeploymentKind('deployment', '/api/deployments', 'release_id')
 CONFIG_DEPLOYMENT = DeploymentKind('config deployment', '/api/configs/deployments', 'config_id')
+DEPLOYMENT_USES = {RELEASE_DEPLOYMENT: DEPLOYMENT_USE, CONFIG_DEPLOYMENT: CONFIG_DEPLOYMENT_USE}
+
+OPENAPI_PATH = '/openapi.json'
+ROUTES_USED: Tuple[RouteUse, ...] = (
+    RouteUse('GET', '/api/robots', 'items', ROBOT_USE),
+    RouteUse('GET', '/api/robots/{id}', 'data', ROBOT_USE),
+    RouteUse('GET', '/api/releases', 'items', RELEASE_USE),
+    RouteUse('GET', '/api/releases/{id}', 'data', RELEASE_USE),
+    RouteUse('GET', '/api/configs', 'items', CONFIG_USE),
+    RouteUse('GET', '/api/configs/{id}', 'data', CONFIG_USE),
+) + tuple(route for kind, use in DEPLOYMENT_USES.items() for route in (
+    RouteUse('GET', kind.path, 'items', use),
+    RouteUse('GET', kind.path + '/{id}', 'data', use),
+    RouteUse('POST', kind.path, 'data', use, idempotent=True),
+    RouteUse('POST', kind.path + '/{id}/cancel', 'data', use)))
 
 
 @dataclass(frozen=True)

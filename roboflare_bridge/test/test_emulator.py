@@ -26,7 +26,9 @@ import httpx
 import numpy as np
 import pytest
 import roboflare_bridge.emulator
-from roboflare_bridge.emulator.contract import RecordError, validate_log_record
+from roboflare_bridge.emulator.contract import (
+    CAMERA_STREAM, ECHO_STREAM, LOGS_STREAM, RecordError, SHELL_STREAM, validate_log_record,
+)
 from roboflare_bridge.frames import (
     EchoMessage, EchoStatus, EchoTopics, parse_batch_reply, parse_echo_frame, parse_log_record,
 )
@@ -34,6 +36,8 @@ from roboflare_bridge.streams import _ws_connect, handshake_status
 from roboflare_bridge.testing import executable, stop_process
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+STREAM_PATHS = tuple(f'/{stream}' for stream in
+                     (CAMERA_STREAM, ECHO_STREAM, LOGS_STREAM, SHELL_STREAM))
 REQUIRED_TOPICS = {'/odom': 'nav_msgs/msg/Odometry', '/scan': 'sensor_msgs/msg/LaserScan',
                    '/imu': 'sensor_msgs/msg/Imu', '/chatter': 'std_msgs/msg/String',
                    '/tf': 'tf2_msgs/msg/TFMessage', '/tf_static': 'tf2_msgs/msg/TFMessage'}
@@ -104,6 +108,46 @@ def test_openapi_describes_every_contract_route_without_auth(emulator):
     post = doc['paths']['/api/deployments']['post']
     assert any(p['name'] == 'Idempotency-Key' and p['required'] for p in post['parameters'])
     assert httpx.get(emulator.url + '/docs').status_code == 200
+
+
+def test_openapi_lists_every_api_route_the_emulator_serves(emulator):
+    doc = httpx.get(emulator.url + '/openapi.json').json()
+
+    def shape(path):
+        return re.sub(r'\{[^}]*\}', '{}', path)
+    documented = {(method.upper(), shape(path)) for path, ops in doc['paths'].items()
+                  for method in ops}
+    served = set()
+    for route in emulator.emulator._runner.app.router.routes():
+        info = route.resource.get_info()
+        path = info.get('path') or info.get('formatter', '')
+        if not path.startswith('/api/') or path.endswith(STREAM_PATHS) or route.method == 'HEAD':
+            continue  # the reference: streams are not in the OpenAPI document
+        methods = ('GET', 'POST', 'PUT', 'PATCH', 'DELETE') if route.method == '*' else (
+            route.method,)
+        served |= {(method, shape(path)) for method in methods}
+    assert len(served) >= 19 and served <= documented, served - documented
+
+
+def test_lists_page_when_pagination_is_on_and_the_spec_says_so(emulator):
+    headers = {'Authorization': f'Bearer {emulator.token}'}
+    emulator.control('POST', '/_emulator/robots', {})
+    emulator.control('POST', '/_emulator/pagination', {'page_size': 2})
+    pages, cursor = [], None
+    while True:
+        body = httpx.get(emulator.url + '/api/robots', headers=headers,
+                         params={'cursor': cursor} if cursor else None).json()
+        pages.append([robot['id'] for robot in body['items']])
+        cursor = body['next_cursor']
+        if cursor is None:
+            break
+    assert pages == [['rbt_0001', 'rbt_0002'], ['rbt_0003']]
+    spec = httpx.get(emulator.url + '/openapi.json').json()
+    envelope = spec['paths']['/api/robots']['get']['responses']['200']['content'][
+        'application/json']['schema']
+    assert 'next_cursor' in envelope['properties']
+    bad = httpx.get(emulator.url + '/api/robots', headers=headers, params={'cursor': 'zz'})
+    assert bad.status_code == 400 and bad.json()['error']['code'] == 'bad_request'
 
 
 def test_idempotent_replay_returns_original_status_and_body_even_for_errors(emulator):

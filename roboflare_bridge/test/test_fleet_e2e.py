@@ -18,6 +18,7 @@ Robots join, leave, go offline and get renamed; the selection changes at run tim
 shards share the robots.
 """
 
+import httpx
 from nav_msgs.msg import Odometry
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
@@ -183,3 +184,32 @@ def test_two_shards_mirror_every_robot_exactly_once_with_one_control_plane(ros, 
         for shard in shards:
             assert shard.stop() == 0, shard.log()[-3000:]
         emulator.close()
+
+
+def test_the_bridge_checks_the_live_spec_and_absorbs_pagination_and_new_statuses(ros, tmp_path):
+    # The control plane pages its lists, knows a robot status the bridge does not, and
+    # serves a route fewer than the bridge uses: all of it reported, the fleet still whole.
+    emulator = EmulatorThread(robots=5)
+    emulator.control('POST', '/_emulator/pagination', {'page_size': 2})
+    spec = httpx.get(emulator.url + '/openapi.json').json()
+    spec['components']['schemas']['Robot']['properties']['status']['enum'].append('maintenance')
+    del spec['paths']['/api/configs/{id}']
+    emulator.control('POST', '/_emulator/openapi', spec)
+    emulator.control('POST', '/_emulator/robots/rbt_0004', {'status': 'maintenance'})
+    bridge = BridgeProcess(tmp_path, emulator.url, emulator.token, {'robots': ['*'], **LIGHT})
+    try:
+        status = latest_status(ros, predicate=lambda s: len(mirrored(s)) == 5)
+        assert dict(zip([r.id for r in status.robots], [r.status for r in status.robots])
+                    )['rbt_0004'] == 'maintenance'
+        odometry_flows(ros, '/roboflare/robot_4')  # an unknown status is not "offline"
+        contract = diagnostics_values(ros, 'contract', 30, lambda v: 'compatible' in v)
+        lines = [value for key, value in contract.items() if key.startswith('difference')]
+        assert contract['compatible'] == 'false'
+        assert contract['_message'] == '1 differences the bridge cannot absorb'
+        assert 'GET /api/configs/{id}: expected the route, found no such path' in lines
+        assert any('also maintenance (kept as text)' in line for line in lines)
+        assert sum('next_cursor' in line and 'followed' in line for line in lines) == 5
+    finally:
+        assert bridge.stop() == 0, bridge.log()[-2000:]
+        emulator.close()
+    assert bridge.log().count('API contract against') == 1  # logged once

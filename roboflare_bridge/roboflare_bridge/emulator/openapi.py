@@ -11,7 +11,12 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The OpenAPI 3.1 document the emulator serves at /openapi.json (the routes it implements)."""
+"""
+The OpenAPI 3.1 document the emulator serves at /openapi.json: every /api route it serves.
+
+With pagination on (``page_size``), list envelopes declare ``next_cursor`` and list routes a
+``cursor`` query parameter, as the emulator then answers.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +27,12 @@ def _ref(name: str) -> Dict[str, str]:
     return {'$ref': f'#/components/schemas/{name}'}
 
 
-def _list_of(name: str) -> Dict[str, Any]:
-    return {'type': 'object', 'required': ['items'],
-            'properties': {'items': {'type': 'array', 'items': _ref(name)}}}
+def _list_of(name: str, paged: bool = False) -> Dict[str, Any]:
+    envelope: Dict[str, Any] = {'type': 'object', 'required': ['items'],
+                                'properties': {'items': {'type': 'array', 'items': _ref(name)}}}
+    if paged:
+        envelope['properties']['next_cursor'] = {'type': ['string', 'null']}
+    return envelope
 
 
 def _data(name: str) -> Dict[str, Any]:
@@ -40,8 +48,9 @@ def _op(summary: str, body: Dict[str, Any], status: str = '200',
                       'default': {'description': 'Error',
                                   'content': {'application/json': {'schema': _ref('Error')}}}},
     }
-    parameters = [{'name': p, 'in': 'path' if p == 'id' else 'query', 'required': p == 'id',
-                   'schema': {'type': 'string'}} for p in params]
+    parameters = [{'name': p, 'in': 'path' if p in ('id', 'path') else 'query',
+                   'required': p in ('id', 'path'), 'schema': {'type': 'string'}}
+                  for p in params]
     if idempotent:
         parameters.append({'name': 'Idempotency-Key', 'in': 'header', 'required': True,
                            'schema': {'type': 'string'}})
@@ -68,20 +77,27 @@ def _deployment_schema(subject: str) -> Dict[str, Any]:
                 'created_at': _TIME, 'updated_at': _TIME}}
 
 
-def openapi_document(server_url: str) -> Dict[str, Any]:
+def openapi_document(server_url: str, page_size: int = 0) -> Dict[str, Any]:
     """Return the document; ``server_url`` is where this emulator listens."""
+    paged = page_size > 0
+    cursor = ('cursor',) if paged else ()
     paths: Dict[str, Dict[str, Any]] = {
-        '/api/robots': {'get': _op('List robots', _list_of('Robot'))},
+        '/api/robots': {'get': _op('List robots', _list_of('Robot', paged), params=cursor)},
         '/api/robots/{id}': {'get': _op('Get a robot', _data('Robot'), params=('id',))},
-        '/api/releases': {'get': _op('List releases', _list_of('Release'))},
+        '/api/releases': {'get': _op('List releases', _list_of('Release', paged),
+                                     params=cursor)},
         '/api/releases/{id}': {'get': _op('Get a release', _data('Release'), params=('id',))},
-        '/api/configs': {'get': _op('List configs', _list_of('Config'))},
+        '/api/configs': {'get': _op('List configs', _list_of('Config', paged), params=cursor)},
         '/api/configs/{id}': {'get': _op('Get a config', _data('Config'), params=('id',))},
+        '/api/admin/{path}': {method: _op('Admin only: refused without the admin token',
+                                          _ref('Error'), params=('path',))
+                              for method in ('get', 'post', 'put', 'patch', 'delete')},
     }
     for path, name, subject in (('/api/deployments', 'Deployment', 'release'),
                                 ('/api/configs/deployments', 'ConfigDeployment', 'config')):
         paths[path] = {
-            'get': _op(f'List {name}s', _list_of(name), params=('robot_id', 'status')),
+            'get': _op(f'List {name}s', _list_of(name, paged),
+                       params=('robot_id', 'status') + cursor),
             'post': _op(f'Create a {name} of a {subject}', _data(name), '201',
                         request=f'Create{name}', idempotent=True)}
         paths[path + '/{id}'] = {'get': _op(f'Get a {name}', _data(name), params=('id',))}

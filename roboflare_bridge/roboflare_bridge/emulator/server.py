@@ -114,6 +114,8 @@ class Emulator:
         # Latched topics' frames, built once (a map can be megabytes): sent on each subscribe.
         self._latched_frames: Dict[Tuple[str, str], str] = {}
         self.faults = Faults()
+        self.page_size = 0  # list routes page when > 0 (and /openapi.json says so)
+        self.served_spec: Optional[Dict[str, Any]] = None  # replaces /openapi.json when set
         self._fault_names = {f.name for f in fields(Faults)}
         self.port = self.config.port
         self.connections: Set[_Connection] = set()
@@ -289,6 +291,8 @@ class Emulator:
         r.add_get('/_emulator/faults', self._get_faults)
         r.add_post('/_emulator/faults', self._set_faults)
         r.add_post('/_emulator/deployment-timing', self._set_timing)
+        r.add_post('/_emulator/pagination', self._set_pagination)
+        r.add_post('/_emulator/openapi', self._set_openapi)
         r.add_get('/_emulator/rates', self._get_rates)
         r.add_post('/_emulator/rates', self._set_rates)
         r.add_get('/_emulator/robots/{id}/uploaded-logs', self._uploaded_logs)
@@ -303,30 +307,47 @@ class Emulator:
     # -- control-plane routes -------------------------------------------------------------
 
     async def _openapi(self, request: web.Request) -> web.Response:
-        return _json(openapi_document(self.url))
+        if self.served_spec is not None:
+            return _json(self.served_spec)
+        return _json(openapi_document(self.url, self.page_size))
 
     async def _docs(self, request: web.Request) -> web.Response:
-        paths = openapi_document(self.url)['paths']
+        paths = openapi_document(self.url, self.page_size)['paths']
         rows = ''.join(f'<li><code>{m.upper()} {p}</code> {op["summary"]}</li>'
                        for p, ops in paths.items() for m, op in ops.items())
         return web.Response(text=f'<html><body><h1>Roboflare API (emulated)</h1><ul>{rows}'
                                  '</ul></body></html>', content_type='text/html')
 
+    def _page(self, request: web.Request, items: List[Any]) -> web.Response:
+        """Answer a list: all of it, or with pagination on one page and the next cursor."""
+        if not self.page_size:
+            return _json({'items': items})
+        cursor = request.query.get('cursor', '')
+        try:
+            start = int(cursor[1:]) if cursor else 0
+            if cursor and (not cursor.startswith('p') or not 0 <= start <= len(items)):
+                raise ValueError
+        except ValueError:
+            raise WorldError(400, 'bad_request', f'invalid cursor {cursor[:20]!r}') from None
+        end = start + self.page_size
+        return _json({'items': items[start:end],
+                      'next_cursor': f'p{end}' if end < len(items) else None})
+
     async def _list_robots(self, request: web.Request) -> web.Response:
-        return _json({'items': [self.world.robot_json(r) for r in self.world.robots]})
+        return self._page(request, [self.world.robot_json(r) for r in self.world.robots])
 
     async def _get_robot(self, request: web.Request) -> web.Response:
         return _json({'data': self.world.robot_json(self.world.robot(request.match_info['id']))})
 
     async def _list_releases(self, request: web.Request) -> web.Response:
-        return _json({'items': self.world.releases})
+        return self._page(request, self.world.releases)
 
     async def _get_release(self, request: web.Request) -> web.Response:
         return _json({'data': self.world.find(self.world.releases, request.match_info['id'],
                                               'release')})
 
     async def _list_configs(self, request: web.Request) -> web.Response:
-        return _json({'items': self.world.configs})
+        return self._page(request, self.world.configs)
 
     async def _get_config(self, request: web.Request) -> web.Response:
         return _json({'data': self.world.find(self.world.configs, request.match_info['id'],
@@ -341,8 +362,8 @@ class Emulator:
 
     async def _list_deployments(self, request: web.Request, kind: DeploymentKind) -> web.Response:
         q = request.query
-        return _json({'items': self.world.list_deployments(kind, q.get('robot_id', ''),
-                                                           q.get('status', ''))})
+        return self._page(request, self.world.list_deployments(kind, q.get('robot_id', ''),
+                                                               q.get('status', '')))
 
     async def _get_deployment(self, request: web.Request, kind: DeploymentKind) -> web.Response:
         return _json({'data': self.world.deployment(kind, request.match_info['id']).to_json()})
@@ -578,6 +599,16 @@ class Emulator:
         if not isinstance(body, dict):
             raise WorldError(400, 'bad_request', 'body must be an object')
         return _json(asdict(self.apply_faults(body)))
+
+    async def _set_pagination(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request) or {}
+        self.page_size = max(0, int(body.get('page_size', 0)))
+        return _json({'page_size': self.page_size})
+
+    async def _set_openapi(self, request: web.Request) -> web.Response:
+        """Serve this document at /openapi.json (null: the emulator's own again)."""
+        self.served_spec = await self._json_body(request)
+        return _json({'served': 'given' if self.served_spec is not None else 'own'})
 
     async def _set_timing(self, request: web.Request) -> web.Response:
         body = await self._json_body(request) or {}

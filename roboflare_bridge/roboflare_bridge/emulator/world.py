@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import random
+import re
 import time
 from typing import Any, Dict, List, Set, Tuple
 
@@ -30,6 +31,8 @@ from .contract import (
     RecordError, RELEASE_DEPLOYMENT, TERMINAL_STATUSES, validate_log_record,
 )
 from .sim import SimRobot
+
+_STATUS_WORD = re.compile(r'[a-z][a-z_]{0,31}')
 
 
 class WorldError(Exception):
@@ -92,6 +95,7 @@ class World:
         self.robots: List[SimRobot] = []
         self.robots_by_id: Dict[str, SimRobot] = {}
         self.offline_since: Dict[str, float] = {}  # robot id -> when it went offline
+        self.custom_status: Dict[str, str] = {}  # robot id -> a status neither online nor off
         for _ in range(robots):
             self.add_robot()
         now = self.started
@@ -124,8 +128,9 @@ class World:
 
     def robot_json(self, robot: SimRobot) -> Dict[str, Any]:
         offline_since = self.offline_since.get(robot.id)
+        status = 'online' if offline_since is None else 'offline'
         return {'id': robot.id, 'name': robot.name,
-                'status': 'online' if offline_since is None else 'offline',
+                'status': self.custom_status.get(robot.id, status),
                 'last_seen_at': format_time(offline_since or time.time())}
 
     # -- the fleet changing (emulator control) --------------------------------------------
@@ -144,19 +149,28 @@ class World:
         self.robots.remove(robot)
         del self.robots_by_id[robot_id]
         self.offline_since.pop(robot_id, None)
+        self.custom_status.pop(robot_id, None)
 
     def update_robot(self, robot_id: str, name: str = '', status: str = '') -> SimRobot:
-        """Rename a robot, or take it offline or back online."""
+        """
+        Rename a robot, take it offline or back online, or give it another status.
+
+        A status other than online and offline (``maintenance``: control planes grow new
+        ones) is reported as it is while the robot keeps streaming.
+        """
         robot = self.robot(robot_id)
-        if status not in ('', 'online', 'offline'):
-            raise WorldError(400, 'bad_request', f'status {status[:20]!r} is not online or '
-                             'offline')
+        if status and not _STATUS_WORD.fullmatch(status):
+            raise WorldError(400, 'bad_request', f'status {status[:20]!r} is not a word')
         if name:
             robot.name = name
+        if status:
+            self.custom_status.pop(robot_id, None)
         if status == 'offline':
             self.offline_since.setdefault(robot_id, time.time())
         elif status == 'online':
             self.offline_since.pop(robot_id, None)
+        elif status:
+            self.custom_status[robot_id] = status
         return robot
 
     def robot(self, robot_id: str) -> SimRobot:
