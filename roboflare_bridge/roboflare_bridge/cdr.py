@@ -48,6 +48,7 @@ STRUCT_CODES = {'int8': 'b', 'uint8': 'B', 'int16': 'h', 'uint16': 'H', 'int32':
                 'boolean': '?', 'octet': 'B'}
 BYTE_ELEMENTS = ('uint8', 'octet', 'char')  # arrays of these travel as base64 (codec)
 _EMPTY: Dict[str, Any] = {}
+_MISSING = object()
 _NAN = float('nan')
 _ZEROS = tuple(bytes(n) for n in range(8))
 _U32 = tuple(struct.Struct(f'<{pad}xI') for pad in range(4))  # length, after its padding
@@ -149,7 +150,8 @@ class _Compiler:
     def __init__(self, encoder: CdrEncoder) -> None:
         self.encoder = encoder
         self.scope: Dict[str, Any] = {
-            'NotEncodable': NotEncodable, 'EMPTY': _EMPTY, 'ZEROS': _ZEROS, 'U32': _U32,
+            'NotEncodable': NotEncodable, 'EMPTY': _EMPTY, 'MISSING': _MISSING,
+            'ZEROS': _ZEROS, 'U32': _U32,
             'b64decode': base64.b64decode, 'pack_numbers': _pack_numbers,
             'encode_string': _encode_string}
         self.lines: List[str] = []
@@ -235,7 +237,6 @@ class _Compiler:
         self.segment.add(code, 1, value)
 
     def _string(self, expression: str, default: str, bound: Optional[int], frame: bool) -> None:
-        self.scope.setdefault('MISSING', _MISSING)
         value = self._name('t')
         self._emit(f'{value} = {expression}',
                    f'off = encode_string({value}, {self._constant(default)}, {bound!r}, '
@@ -268,7 +269,6 @@ class _Compiler:
         typename = getattr(element, 'typename', None)
         value, count = self._name('a'), self._name('n')
         self._emit(f'{value} = {var}.get({name!r}, MISSING)')
-        self.scope.setdefault('MISSING', _MISSING)
         if typename in BYTE_ELEMENTS:
             self._emit(f'if {value} is MISSING:', f'    {value} = b""',
                        f'elif type({value}) is not str:', '    raise NotEncodable',
@@ -330,9 +330,6 @@ class CompressedImageWriter:
     def serialise(self, sec: int, nanosec: int, data: bytes) -> bytes:
         return b''.join((ENCAPSULATION, self._STAMP.pack(sec, nanosec), self._between,
                          self._LENGTH.pack(len(data)), data))
-
-
-_MISSING = object()
 
 
 def _fixed_size(cls: type) -> bool:

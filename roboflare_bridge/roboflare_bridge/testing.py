@@ -311,7 +311,7 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: floa
 
 def executable(name: str) -> str:
     """
-    Return the path of one of roboflare_bridge's executables (``bridge``, ``emulator``).
+    Return the path of one of roboflare_bridge's executables (``bridge``, ``check_api``, ...).
 
     On a ROS install ament_python puts them in ``<prefix>/lib/roboflare_bridge/``, found
     through the ament index; in a PyPI venv they are next to the interpreter. Never a bare

@@ -16,6 +16,7 @@
 import asyncio
 import copy
 import re
+import subprocess
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ from roboflare_bridge.resources import (
     DEPLOYMENT_USE, MalformedResource, Release, RELEASE_DEPLOYMENT, RELEASE_USE, Robot,
     ROBOT_STATE_USE, ROBOT_USE, RobotState, ROUTES_USED,
 )
-from roboflare_bridge.testing import EmulatorThread
+from roboflare_bridge.testing import EmulatorThread, executable
 
 TOKEN = 'rf_org_' + 'ab' * 16
 SPEC = openapi_document('http://emulator')
@@ -295,8 +296,10 @@ def test_a_status_the_bridge_does_not_know_is_kept(emulator):
 def test_check_api_prints_the_report_and_exits_by_compatibility(emulator, capsys, monkeypatch):
     monkeypatch.delenv('ROBOFLARE_TOKEN', raising=False)
     monkeypatch.setenv('HOME', '/nonexistent')  # no credentials file: the spec is public
-    assert check_api.main(['--base-url', emulator.url]) == 0
-    assert 'compatible: the 14 routes the bridge uses match' in capsys.readouterr().out
+    installed = subprocess.run([executable('check_api'), '--base-url', emulator.url],
+                               capture_output=True, text=True, timeout=60)
+    assert installed.returncode == 0, installed.stderr
+    assert 'compatible: the 14 routes the bridge uses match' in installed.stdout
     spec = copy.deepcopy(SPEC)
     del spec['paths']['/api/robots/{id}']
     emulator.control('POST', '/_emulator/openapi', spec)

@@ -22,9 +22,11 @@ import subprocess
 import sys
 import time
 
+from builtin_interfaces.msg import Time
 from hypothesis import given, HealthCheck, settings, strategies as st
 import pytest
 from roboflare_bridge.camera import CameraMirror
+from roboflare_bridge.cdr import CdrEncoder, NotEncodable
 from roboflare_bridge.credentials import CredentialsError, resolve_credentials
 from roboflare_bridge.frames import FrameError, parse_batch_reply, parse_log_record
 from roboflare_bridge.log_forwarder import LogForwarder
@@ -95,8 +97,8 @@ def test_log_mirror_survives_any_records(batch):
                           st.binary(max_size=100).map(lambda b: b'\xff\xd8' + b + b'\xff\xd9')),
                 max_size=10))
 def test_camera_mirror_survives_any_frames(batch):
-    mirror = CameraMirror('r', '/r', 'r/cam', lambda *args: FakePublisher(), lambda: None,
-                          None, 1 << 20)
+    mirror = CameraMirror('r', '/r', 'r/cam', lambda *args: FakePublisher(), Time, None,
+                          1 << 20)
     for frame in batch:
         mirror.on_frame(frame)
     assert mirror.stats.published + mirror.drops.total <= len(batch)
@@ -110,6 +112,19 @@ def test_resource_parsers_raise_only_their_own_error(obj):
             parse(obj if isinstance(obj, dict) else {'id': obj})
         except MalformedResource:
             pass
+
+
+@FUZZ
+@given(JSON)
+def test_the_cdr_encoder_declines_any_json_with_its_own_error(obj):
+    encoder = CdrEncoder('r/')
+    for type_name in ('nav_msgs/msg/Odometry', 'tf2_msgs/msg/TFMessage',
+                      'sensor_msgs/msg/LaserScan', 'sensor_msgs/msg/CompressedImage'):
+        for candidate in (obj, {'header': obj}, {'transforms': obj}, {'ranges': obj}):
+            try:
+                encoder.encode(type_name, candidate)
+            except NotEncodable:
+                pass
 
 
 @FUZZ

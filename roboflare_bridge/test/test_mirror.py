@@ -82,19 +82,19 @@ def test_frames_are_serialised_straight_and_the_codec_takes_what_they_decline(mi
     if not fast_paths().cdr_publish:
         pytest.skip('publishing CDR is off: every frame takes the codec path')
     scan = ROBOT.laser_scan(10.0)
-    with_nan = dict(scan, ranges=[None] + scan['ranges'][1:])  # null: NaN, for the codec
-    for msg in (scan, with_nan):
+    beam_out = dict(scan, ranges=[None] + scan['ranges'][1:])  # null is NaN: still CDR
+    no_angle = dict(scan, angle_min=None)  # a null scalar: the codec's path (NaN too)
+    for msg in (scan, beam_out, no_angle):
         mirror.on_frame(echo('/scan', 'sensor_msgs/msg/LaserScan', msg))
     mirror.on_frame(echo('/flag', 'std_msgs/msg/Bool', {'data': True}))  # a JSON boolean
     scans = mirror.publishers['/roboflare/robot_1/scan']
-    assert scans.serialised == 1 and len(scans.messages) == 2
-    assert scans.messages[0].header.frame_id == scans.messages[1].header.frame_id \
-        == 'robot_1/laser'
+    assert scans.serialised == 2 and len(scans.messages) == 3
+    assert {m.header.frame_id for m in scans.messages} == {'robot_1/laser'}
     assert list(scans.messages[0].ranges[1:]) == list(scans.messages[1].ranges[1:])
-    assert math.isnan(scans.messages[1].ranges[0])
+    assert math.isnan(scans.messages[1].ranges[0]) and math.isnan(scans.messages[2].angle_min)
     flag = mirror.publishers['/roboflare/robot_1/flag']
     assert flag.serialised == 0 and flag.messages[0].data is True
-    assert mirror.stats.published == 3 and mirror.drops.total == 0
+    assert mirror.stats.published == 4 and mirror.drops.total == 0
 
 
 def test_tf_goes_global_and_static_transforms_are_merged(mirror):
