@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import base64
 import struct
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rosidl_parser import definition as idl
 
@@ -75,37 +75,39 @@ class CdrEncoder:
     def __init__(self, frame_prefix: str = '') -> None:
         self.frame_prefix = frame_prefix
         self._puts: Dict[type, Optional[Put]] = {}
-        self._by_name: Dict[str, Optional[Put]] = {}
-        self._fixed_size: Set[str] = set()
+        # type name -> (its encoder or None, whether the type has a fixed size)
+        self._by_name: Dict[str, Tuple[Optional[Put], bool]] = {}
 
     def supports(self, type_name: str) -> bool:
         """Whether ``type_name`` has an encoder (False: unsupported fields, or unknown)."""
-        put = self._by_name.get(type_name, _EMPTY)
-        if put is _EMPTY:
-            try:
-                put = self._put_for(message_class(type_name))
-            except (NotEncodable, CodecError):  # unsupported fields, or an unknown type
-                put = None
-            else:
-                if _fixed_size(message_class(type_name)):
-                    self._fixed_size.add(type_name)
-            self._by_name[type_name] = put
-        return put is not None
+        return self._entry(type_name)[0] is not None
 
     def encode(self, type_name: str, obj: Any) -> bytes:
         """Return the serialised message of ``type_name`` built from a JSON object."""
-        if not self.supports(type_name):
+        put, fixed_size = self._by_name.get(type_name) or self._entry(type_name)
+        if put is None:
             raise Unsupported(type_name)
         parts = [ENCAPSULATION]
         try:
-            size = self._by_name[type_name](obj, parts, 0)
+            size = put(obj, parts, 0)
         except NotEncodable:
             raise
         except Exception as exc:  # noqa: BLE001 - struct, base64, unicode: the codec judges
             raise NotEncodable(f'{type(exc).__name__}: {exc}') from None
-        if type_name in self._fixed_size:
+        if fixed_size:
             parts.append(_ZEROS[-size & 3])  # the rmw sends a fixed-size type in whole words
         return b''.join(parts)
+
+    def _entry(self, type_name: str) -> Tuple[Optional[Put], bool]:
+        entry = self._by_name.get(type_name)
+        if entry is None:
+            try:
+                cls = message_class(type_name)
+                entry = (self._put_for(cls), _fixed_size(cls))
+            except (NotEncodable, CodecError):  # unsupported fields, or an unknown type
+                entry = (None, False)
+            self._by_name[type_name] = entry
+        return entry
 
     def _put_for(self, cls: type) -> Put:
         put = self._puts.get(cls, _EMPTY)
@@ -153,10 +155,12 @@ class _Compiler:
             'NotEncodable': NotEncodable, 'EMPTY': _EMPTY, 'MISSING': _MISSING,
             'ZEROS': _ZEROS, 'U32': _U32,
             'b64decode': base64.b64decode, 'pack_numbers': _pack_numbers,
-            'encode_string': _encode_string}
+            'string_default': _string_default,
+            'prefixed_frame': prefixed_frame, 'NUL': b'\x00'}
         self.lines: List[str] = []
         self.segment = _Segment()
         self.counter = 0
+        self.indent = 0  # inside a loop of the generated code
 
     def build(self, cls: type) -> Put:
         self.lines = ['def put(o0, parts, off):']
@@ -177,7 +181,8 @@ class _Compiler:
         return name
 
     def _emit(self, *lines: str) -> None:
-        self.lines.extend('    ' + line for line in lines)
+        margin = '    ' * (1 + self.indent)
+        self.lines.extend(margin + line for line in lines)
 
     def _check_object(self, var: str, cls: type) -> None:
         names = self._constant(frozenset(cls.get_fields_and_field_types()))
@@ -237,10 +242,19 @@ class _Compiler:
         self.segment.add(code, 1, value)
 
     def _string(self, expression: str, default: str, bound: Optional[int], frame: bool) -> None:
-        value = self._name('t')
-        self._emit(f'{value} = {expression}',
-                   f'off = encode_string({value}, {self._constant(default)}, {bound!r}, '
-                   f'{self._constant(self.encoder.frame_prefix if frame else "")}, parts, off)')
+        # Inline: a message has several strings, and a call per string shows in the profile.
+        value, data = self._name('t'), self._name('b')
+        self._emit(f'{value} = {expression}', f'if type({value}) is not str:',
+                   f'    {value} = string_default({value}, {self._constant(default)})')
+        if frame:  # a default keeps its frame id as it is (as in the codec)
+            self._emit('else:', f'    {value} = prefixed_frame('
+                       f'{self._constant(self.encoder.frame_prefix)}, {value})')
+        if bound is not None:
+            self._emit(f'if len({value}) > {bound}:', '    raise NotEncodable')
+        self._emit(f'{data} = {value}.encode()',
+                   f'if NUL in {data}:', '    raise NotEncodable  # rclpy would cut it there',
+                   f'parts.append(U32[-off & 3].pack(len({data}) + 1))',
+                   f'parts.append({data} + NUL)', f'off += (-off & 3) + 5 + len({data})')
 
     def _array(self, var: str, name: str, kind: Any, default: Any) -> None:
         element, size = kind.value_type, kind.size
@@ -289,18 +303,16 @@ class _Compiler:
                 raise Unsupported(f'{name}: sequences of {typename}')
             size = struct.calcsize(code)
             self._emit(f'if {count}:')
-            if size > 1:
-                self._emit(f'    pad = -off & {size - 1}', '    parts.append(ZEROS[pad])',
-                           '    off += pad')
+            if size == 8:  # after the 4-byte length, smaller elements are aligned already
+                self._emit('    pad = -off & 7', '    parts.append(ZEROS[pad])', '    off += pad')
             self._emit(f'    parts.append(pack_numbers({code!r}, {value}))',
                        f'    off += {count} * {size}')
         elif isinstance(element, idl.AbstractString):
             item = self._name('i')
-            default = self._constant('')
-            bound_of_each = getattr(element, 'maximum_size', None)
-            self._emit(f'for {item} in {value}:',
-                       f'    off = encode_string({item}, {default}, {bound_of_each!r}, "", '
-                       'parts, off)')
+            self._emit(f'for {item} in {value}:')
+            self.indent += 1
+            self._string(item, '', getattr(element, 'maximum_size', None), frame=False)
+            self.indent -= 1
         elif isinstance(element, idl.NamespacedType):
             put = self._constant(self.encoder._put_for(
                 message_class('/'.join((element.namespaces[0], element.name)))))
@@ -345,23 +357,10 @@ def _fixed_size(cls: type) -> bool:
     return True
 
 
-def _encode_string(value: Any, default: str, bound: Optional[int], prefix: str,
-                   parts: List[bytes], off: int) -> int:
+def _string_default(value: Any, default: str) -> str:
     if value is _MISSING:
-        value = default  # a default keeps its frame id as it is (as in the codec)
-    elif type(value) is not str:
-        raise NotEncodable
-    elif prefix:
-        value = prefixed_frame(prefix, value)
-    if bound is not None and len(value) > bound:
-        raise NotEncodable
-    data = value.encode()
-    if b'\x00' in data:
-        raise NotEncodable  # rclpy would cut the string there: the codec's path does
-    pad = -off & 3
-    parts.append(_U32[pad].pack(len(data) + 1))
-    parts.append(data + b'\x00')
-    return off + pad + 5 + len(data)
+        return default
+    raise NotEncodable
 
 
 _SEQUENCE_STRUCTS: Dict[Tuple[str, int], struct.Struct] = {}

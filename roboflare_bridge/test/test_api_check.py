@@ -311,3 +311,27 @@ def test_check_api_prints_the_report_and_exits_by_compatibility(emulator, capsys
     assert check_api.main(['--base-url', emulator.url]) == 0
     assert check_api.main(['--base-url', 'http://127.0.0.1:9', '--timeout', '2']) == 1
     assert 'not checked: cannot fetch /openapi.json' in capsys.readouterr().out
+
+
+def test_an_unreadable_spec_is_retried_and_reported_once_never_fatal(emulator, caplog):
+    emulator.control('POST', '/_emulator/openapi', ['not', 'a', 'spec'])
+
+    async def watch():
+        async with ApiClient(Credentials(emulator.url, Token(emulator.token))) as client:
+            watching = asyncio.ensure_future(client.watch_contract(0.05, 0.05))
+
+            async def first_failed_check():
+                while client.contract is None:
+                    await asyncio.sleep(0.01)  # set on this loop by the watch; no event
+            await asyncio.wait_for(first_failed_check(), 10)
+            first = client.contract
+            assert [r.id for r in await client.list_robots()]  # the API works meanwhile
+            await asyncio.get_running_loop().run_in_executor(
+                None, emulator.control, 'POST', '/_emulator/openapi', None)
+            return first, await asyncio.wait_for(watching, 10)
+    with caplog.at_level('INFO', logger='roboflare_bridge.api_client'):
+        first, final = asyncio.run(watch())
+    assert first.error == 'not an OpenAPI document (no "paths" object)'
+    assert not first.compatible and final.compatible and final.differences == []
+    assert caplog.text.count('not an OpenAPI document') == 1  # once, not every retry
+    assert caplog.text.count('API contract against') == 1
