@@ -105,8 +105,8 @@ def summary(results: dict) -> None:
     if results.get('codec'):
         for r in results['codec']['types']:
             print(f'codec {r["type"]}: {r["bridge_decode_publish"]:,}/s decode+publish, '
-                  f'{r["bridge_decode_publish"] / r["naive_introspection"]:.2f}x naive, '
-                  f'{r["bridge_decode_publish"] / r["floor_loads_construct"]:.2f}x floor')
+                  f'{r["bridge_decode_publish"] / r["naive_introspection"]:.2f}x naive; '
+                  f'decode {r["bridge_decode_only"]:,}/s, {r["decode_vs_floor"]:.2f}x floor')
         big_map = results['codec']['map']
         print(f'codec {big_map["type"]}: parse {big_map["parse_ms"]} ms, conversion '
               f'{big_map["convert_ms"]} ms, publish {big_map["publish_ms"]} ms')
@@ -138,8 +138,15 @@ def markdown_table(runs: list) -> str:
             values.append(figure(found) if 'throughput' in found else 'n/a')
         return ' / '.join(values)
     rows = ['| stream kind | robots | messages/s | MB/s | latency p50 (ms) | latency p99 (ms) '
-            '| CPU s per 1,000 messages | peak RSS (MB) |',
-            '|---|---:|---:|---:|---:|---:|---:|---:|']
+            '| CPU s per 1,000 messages | floor | x floor | peak RSS (MB) |',
+            '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+
+    def floor(c, ratio=False):
+        value = c['throughput'].get('floor_cpu_s_per_1000')
+        if not value:
+            return '-'
+        return f'{c["throughput"]["cpu_s_per_1000"] / value:.1f}' if ratio else f'{value:.3f}'
+
     keys = sorted({(c['kind'], c['robots']) for cells in runs for c in cells},
                   key=lambda key: (list(KINDS).index(key[0]), key[1]))
     for kind, robots in keys:
@@ -150,6 +157,7 @@ def markdown_table(runs: list) -> str:
             cell(kind, robots, lambda c: f'{c["latency"]["p50_ms"]:.1f}'),
             cell(kind, robots, lambda c: f'{c["latency"]["p99_ms"]:.1f}'),
             cell(kind, robots, lambda c: f'{c["throughput"]["cpu_s_per_1000"]:.3f}'),
+            cell(kind, robots, floor), cell(kind, robots, lambda c: floor(c, ratio=True)),
             cell(kind, robots, lambda c: f'{c["peak_rss_mb"]:.0f}')]) + ' |')
     return '\n'.join(rows)
 
