@@ -89,7 +89,12 @@ async def fetch_openapi(http: httpx.AsyncClient, token: Optional[Token],
 
 
 class ApiClient:
-    """The control plane's routes as coroutines; one instance per event loop."""
+    """
+    The control plane's routes as coroutines; one instance per event loop.
+
+    Other threads (diagnostics) read only counters and :attr:`contract`, a report that is
+    replaced whole when a check ends.
+    """
 
     def __init__(self, credentials: Credentials, request_timeout_s: float = 10.0,
                  max_attempts: int = 4, backoff_initial_s: float = 0.2,

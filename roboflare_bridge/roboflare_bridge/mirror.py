@@ -276,9 +276,7 @@ class TopicMirror:
             for transform in message.transforms:
                 self._static_transforms[transform.child_frame_id] = transform
             if self._fleet_frame:
-                self._link_roots(
-                    [(t.header.frame_id, t.child_frame_id) for t in message.transforms],
-                    lambda: message.transforms[0].header.stamp)
+                self._link_message_roots(message)
             if self._publish_static(type(message)):
                 self.stats.published += 1
             return
@@ -287,9 +285,7 @@ class TopicMirror:
             return
         if publish_or_drop(publisher, message, self.drops):
             self.stats.published += 1
-        if self._fleet_frame and echo.topic == TF_TOPIC and self._link_roots(
-                [(t.header.frame_id, t.child_frame_id) for t in message.transforms],
-                lambda: message.transforms[0].header.stamp):
+        if self._fleet_frame and echo.topic == TF_TOPIC and self._link_message_roots(message):
             self._publish_static(type(message))
 
     def _publish_serialised(self, echo: EchoMessage, data: bytes) -> None:
@@ -326,6 +322,11 @@ class TopicMirror:
             return None
         self._publishers[topic] = (type_name, publisher)
         return publisher
+
+    def _link_message_roots(self, message: Any) -> bool:
+        return self._link_roots(
+            [(t.header.frame_id, t.child_frame_id) for t in message.transforms],
+            lambda: message.transforms[0].header.stamp)
 
     def _link_roots(self, edges: List[Tuple[str, str]], stamp: Callable[[], Any]) -> bool:
         """
