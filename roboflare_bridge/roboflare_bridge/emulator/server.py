@@ -527,11 +527,15 @@ class Emulator:
             build = robot.builders[topic]
             next_at = time.monotonic()
             while True:
+                built_at = time.monotonic()
                 msg = build(time.time())
                 await self._send(conn, contract.dumps(
                     {'op': 'message', 'topic': topic, 'type': spec.type, 'msg': msg}), sent)
                 period = max(1.0 / (spec.rate_hz * self.config.rate_scale), throttle_ms / 1000)
-                next_at = max(next_at + period, time.monotonic() - period)
+                # A late loop catches up by at most one period (the rate holds on average),
+                # but never sends a throttled topic sooner than its throttle after the last.
+                next_at = max(next_at + period, time.monotonic() - period,
+                              built_at + throttle_ms / 1000)
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
         async def status(message: str, topic: str = '') -> None:
