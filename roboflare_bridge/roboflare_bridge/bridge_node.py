@@ -189,10 +189,13 @@ def main(args: Optional[List[str]] = None) -> None:
     down: the executor spins in its own thread, the main thread waits for a signal.
     """
     # First: a stop requested while ROS initialises is kept, not lost (or ignored, when the
-    # bridge was started with SIGINT ignored, as background jobs of scripts are).
-    stop = threading.Event()
+    # bridge was started with SIGINT ignored, as background jobs of scripts are). The handler
+    # takes no lock: it runs in the main thread, possibly inside stop.wait() below, which
+    # holds the Event's lock at moments; stop.set() there would deadlock (seen in CI).
+    signalled: List[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda received, _frame: signalled.append(received))
+    stop = threading.Event()  # set by the executor's thread when it ends
     # `kill -USR1 <pid>` prints every thread's stack to stderr: where a hung bridge waits.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
@@ -208,7 +211,7 @@ def main(args: Optional[List[str]] = None) -> None:
     spinner = threading.Thread(target=_spin, args=(executor, stop), name='rclpy-executor')
     spinner.start()
     try:
-        while not stop.wait(0.5):
+        while not signalled and not stop.wait(0.5):
             pass
     except KeyboardInterrupt:  # a second Ctrl-C while waiting
         pass

@@ -295,9 +295,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix='roboflare-demo-'))
     print('starting the emulator and the bridge ...', flush=True)
     emulator, bridge, url = start_processes(workdir, find_params_file())
-    stop = threading.Event()
+    # No lock in a signal handler: it would deadlock if the main thread held it (bridge_node).
+    signalled: List[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda received, _frame: signalled.append(received))
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     viewer = DemoViewer(args.output.resolve())
     executor = SingleThreadedExecutor()
@@ -307,7 +308,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     started = drawn = time.monotonic()
     interactive = sys.stdout.isatty()
     try:
-        while not stop.wait(1.0):
+        while not signalled:
+            time.sleep(1.0)  # the refresh period; a stop is seen within a second
+            if signalled:
+                break
             view = render(viewer, started, url)
             print('\033[H\033[2J' + view if interactive else view + '\n' + '-' * 60,
                   flush=True)
