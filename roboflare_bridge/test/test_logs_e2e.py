@@ -85,8 +85,22 @@ def wait_uploaded(emulator, count, timeout, logger='talker'):
     deadline = time.monotonic() + timeout
     while len(uploaded(emulator, logger)) < count:
         if time.monotonic() > deadline:
-            raise TimeoutError(f'{len(uploaded(emulator, logger))} of {count} uploaded')
+            raise TimeoutError(f'{len(uploaded(emulator, logger))} of {count} uploaded; '
+                               f'missing {missing_ranges(uploaded(emulator, logger), count)}')
         time.sleep(0.1)  # polling state held by the emulator thread, with a deadline
+
+
+def missing_ranges(messages, count):
+    """Return which of "record 0" .. "record <count - 1>" are missing, as ranges."""
+    seen = {int(m.split()[-1]) for m in messages if m.startswith('record ')}
+    ranges, start = [], None
+    for i in range(count + 1):
+        if i < count and i not in seen:
+            start = i if start is None else start
+        elif start is not None:
+            ranges.append(f'{start}-{i - 1}' if i - 1 > start else str(start))
+            start = None
+    return ', '.join(ranges[:20]) or 'none'
 
 
 def wait_logged(bridge, text, timeout):
