@@ -212,10 +212,14 @@ def test_sigusr1_prints_every_threads_stack_and_the_bridge_keeps_running(tmp_pat
         while 'bridging' not in bridge.log():
             assert time.monotonic() < deadline, bridge.log()
             time.sleep(0.1)  # polling the bridge's log file, with a deadline
-        bridge.proc.send_signal(signal.SIGUSR1)
+        # "bridging" is logged before the executor's thread starts: a dump taken that early
+        # has no executor frame yet, so ask again until one has it (each dump is harmless).
         while 'in _spin' not in bridge.log():  # the executor thread's frame
             assert time.monotonic() < deadline, bridge.log()[-2000:]
-            time.sleep(0.1)  # polling the bridge's log file, with a deadline
+            bridge.proc.send_signal(signal.SIGUSR1)
+            dumped = time.monotonic() + 2
+            while 'in _spin' not in bridge.log() and time.monotonic() < dumped:
+                time.sleep(0.1)  # polling the bridge's log file, with a deadline
         assert bridge.proc.poll() is None  # a diagnosis, not a stop
     finally:
         assert bridge.stop() == 0, bridge.log()[-2000:]
