@@ -195,11 +195,10 @@ class _Spec:
         responses = operation.get('responses')
         if not isinstance(responses, dict):
             return None
-        for status in sorted(str(s) for s in responses):
-            if not status.startswith('2'):
+        for status, response in sorted(responses.items(), key=lambda item: str(item[0])):
+            if not str(status).startswith('2'):
                 continue
-            response = self.resolve(responses.get(status) if status in responses
-                                    else responses.get(int(status)))
+            response = self.resolve(response)
             content = response.get('content') or {}
             for media, body in content.items():
                 if 'json' in media and isinstance(body, dict) and 'schema' in body:

@@ -51,6 +51,16 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_PAGES = 10_000  # a list that pages on past this is taken for a server looping
 
 
+def transport_error(exc: httpx.TransportError, what: str, timeout_s: float,
+                    token: Optional[Token], org_id: str = '') -> ApiError:
+    """Return the ApiError of a request that got no response (``timeout``/``unavailable``)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ApiError(TIMEOUT, f'{what}: no answer within {timeout_s:.1f}s', 0, org_id)
+    # httpx transport errors never carry request headers, but scrub anyway.
+    reason = (token.scrub(str(exc)) if token else str(exc)) or type(exc).__name__
+    return ApiError(UNAVAILABLE, f'{what}: {reason}', 0, org_id)
+
+
 async def fetch_openapi(http: httpx.AsyncClient, token: Optional[Token],
                         timeout_s: float) -> Any:
     """
@@ -69,11 +79,8 @@ async def fetch_openapi(http: httpx.AsyncClient, token: Optional[Token],
             request.headers['Authorization'] = f'Bearer {token.reveal()}'
         try:
             response = await http.send(request)
-        except httpx.TimeoutException:
-            raise ApiError(TIMEOUT, f'GET {OPENAPI_PATH}: no answer within {timeout_s:.1f}s')
-        except httpx.TransportError as exc:
-            reason = (token.scrub(str(exc)) if token else str(exc)) or type(exc).__name__
-            raise ApiError(UNAVAILABLE, f'GET {OPENAPI_PATH}: {reason}') from None
+        except httpx.TransportError as exc:  # timeouts included
+            raise transport_error(exc, f'GET {OPENAPI_PATH}', timeout_s, token) from None
     assert response is not None
     try:
         body = response.json()
@@ -288,14 +295,9 @@ class ApiClient:
         try:
             response = await self._http.request(method, path, params=params, json=json,
                                                 headers=headers, timeout=timeout)
-        except httpx.TimeoutException:
-            return ApiError(TIMEOUT, f'{method} {self.base_url}{path}: no answer within '
-                            f'{timeout:.1f}s', 0, self.org_id)
-        except httpx.TransportError as exc:
-            # httpx transport errors never carry request headers, but scrub anyway.
-            reason = self._token.scrub(str(exc)) or type(exc).__name__
-            return ApiError(UNAVAILABLE, f'{method} {self.base_url}{path}: {reason}', 0,
-                            self.org_id)
+        except httpx.TransportError as exc:  # timeouts included
+            return transport_error(exc, f'{method} {self.base_url}{path}', timeout,
+                                   self._token, self.org_id)
         # A 401 means the token was not accepted: the org it names is not known to be ours.
         self.token_rejected = response.status_code == 401
         if not self.token_rejected:

@@ -254,7 +254,7 @@ class TopicMirror:
             self.drops.count('unknown type')
             return
         if (self.cdr is not None and echo.topic != TF_STATIC_TOPIC
-                and not may_hold_booleans(frame)):
+                and self.cdr.supports(echo.type) and not may_hold_booleans(frame)):
             try:
                 data = self.cdr.encode(echo.type, echo.msg)
             except NotEncodable:
