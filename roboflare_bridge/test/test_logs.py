@@ -433,7 +433,9 @@ def test_unacknowledged_batches_are_resent_in_order_with_a_growing_timeout(tmp_p
     ids = [frame['id'] for frame in stream.sent]
     assert ids[:3] == ids[3:6] == ids[6:9]  # each round in the original order
     first, second, third = stream.sent_at[0], stream.sent_at[3], stream.sent_at[6]
-    assert second - first >= 0.2 and third - second >= 0.4  # the timeout doubled
+    # The timeout runs from the hand-over, a few ms before FakeStream stamps the send.
+    slack = 0.01
+    assert second - first >= 0.2 - slack and third - second >= 0.4 - slack  # it doubled
     assert in_flight == 3 and waited >= 0.6
     assert len(stream.sent) == sent
     assert forwarder.stats.resends >= 6 and forwarder.stats.ack_timeouts == 6
