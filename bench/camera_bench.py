@@ -94,7 +94,7 @@ def passthrough(node, frame, count):
 
     async def run():
         client = StreamClient(f'http://127.0.0.1:{port}', 'r', 'camera/ws', Token(TOKEN),
-                              on_frame=on_frame, compression=False, max_queue=2)
+                              on_frame=on_frame, compression=False)
         task = asyncio.ensure_future(client.run())
         await client.connected.wait()
         cpu, wall = time.process_time(), time.perf_counter()

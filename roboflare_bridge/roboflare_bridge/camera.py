@@ -261,7 +261,7 @@ class CameraMirror:
         # JPEGs do not compress; a short queue keeps memory bounded when behind.
         return StreamSpec(CAMERA_STREAM, self.on_frame, options={
             'compression': False, 'max_frame_bytes': self._max_frame_bytes,
-            'frame_limit_name': 'camera_max_frame_bytes', 'max_queue': 2})
+            'frame_limit_name': 'camera_max_frame_bytes'})
 
     def diagnostic_values(self) -> Dict[str, Any]:
         stats = self.stats

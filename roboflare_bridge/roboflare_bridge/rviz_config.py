@@ -48,8 +48,9 @@ from .globs import topic_selected
 from .params import BridgeConfig, build_config, ParameterError, ros_name
 from .resources import Robot
 from .robot_selection import matches, ros_names
-from .streams import _ws_connect, websocket_url
+from .streams import websocket_url
 from .topic_qos import IMAGE, TopicQos
+from .ws_connection import websockets_connect
 
 _log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ async def list_topics(base_url: str, robot_id: str, token: Token,
     """Return a robot's topics from its echo stream, or None if they cannot be listed."""
     url = f'{websocket_url(base_url, robot_id, ECHO_STREAM)}?token={token.reveal()}'
     try:
-        async with _ws_connect(url, open_timeout=timeout, max_size=16 << 20) as ws:
+        async with websockets_connect(url, open_timeout=timeout, max_size=16 << 20) as ws:
             await ws.send(LIST_TOPICS_OP)
             while True:
                 reply = parse_echo_frame(await asyncio.wait_for(ws.recv(), timeout))

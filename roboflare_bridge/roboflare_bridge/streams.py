@@ -17,8 +17,8 @@ Reconnecting client of a robot's WebSocket stream (logs/ws, camera/ws, ros/topic
 One :class:`StreamClient` per robot and stream: it connects with ``?token=``, hands every
 frame to a callback, reconnects with capped backoff and jitter (reset after a healthy
 period), detects half-open links with pings, stops retrying on a 401 handshake, and keeps
-counters for diagnostics. Works with websockets >= 13 (``websockets.asyncio``) and with the
-legacy API of websockets 10.4 to 12 (Ubuntu 24.04 ships 10.4).
+counters for diagnostics. The connection itself is :mod:`.ws_connection` (websockets'
+sans-I/O core, each message handed over as it is read: no queue).
 """
 
 from __future__ import annotations
@@ -35,11 +35,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from .backoff import Backoff, retry_backoff
 from .credentials import Token
 from .frames import stream_path
-
-try:  # websockets >= 13
-    from websockets.asyncio.client import connect as _ws_connect
-except ImportError:  # websockets 10.4 - 12: the legacy client has the same coroutine API
-    from websockets.client import connect as _ws_connect  # type: ignore[no-redef]
+from .ws_connection import open_connection, WebSocketConnection
 
 _log = logging.getLogger(__name__)
 
@@ -117,7 +113,7 @@ class StreamClient:
                  on_connect: Optional[Callable[['StreamClient'], Awaitable[None]]] = None,
                  on_disconnect: Optional[Callable[['StreamClient'], None]] = None,
                  max_frame_bytes: int = 16 << 20, frame_limit_name: str = 'max_frame_bytes',
-                 max_queue: int = 16, compression: bool = True,
+                 compression: bool = True,
                  backoff: Optional[Backoff] = None, healthy_after_s: float = 10.0,
                  open_timeout_s: float = 10.0, ping_interval_s: float = 10.0,
                  ping_timeout_s: float = 10.0, close_timeout_s: float = 2.0) -> None:
@@ -135,11 +131,12 @@ class StreamClient:
         self._ws_logger = logging.getLogger(f'{__name__}.ws')
         self._ws_logger.addFilter(_ScrubToken(token))
         self._connect_kwargs: Dict[str, Any] = {
-            'open_timeout': open_timeout_s, 'ping_interval': ping_interval_s,
-            'ping_timeout': ping_timeout_s, 'close_timeout': close_timeout_s,
-            'max_size': max_frame_bytes, 'max_queue': max_queue,
-            'compression': 'deflate' if compression else None, 'logger': self._ws_logger}
-        self._ws: Any = None
+            'open_timeout_s': open_timeout_s, 'close_timeout_s': close_timeout_s,
+            'max_size': max_frame_bytes, 'compression': compression,
+            'logger': self._ws_logger}
+        self._ping_interval_s = ping_interval_s
+        self._ping_timeout_s = ping_timeout_s
+        self._connection: Optional[WebSocketConnection] = None
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
 
@@ -185,42 +182,53 @@ class StreamClient:
 
     async def _session(self) -> None:
         uri = f'{self.url}?token={self._token.reveal()}'
-        async with _ws_connect(uri, **self._connect_kwargs) as ws:
-            self._ws = ws
-            self.stats.connects += 1
-            self.stats.reconnects = self.stats.connects - 1
-            self.stats.connected = True
-            self.connected.set()
-            _log.info('%s: connected', self.url)
-            try:
-                if self._on_connect is not None:
-                    await self._on_connect(self)
-                async for frame in ws:
-                    self.stats.frames_in += 1
-                    self.stats.bytes_in += len(frame)
-                    try:
-                        self._on_frame(frame)
-                    except Exception as exc:  # noqa: BLE001 - a bad frame must not end the stream
-                        self.stats.drops += 1
-                        self._record_error(f'frame handler: {type(exc).__name__}: {exc}')
-                        _log.exception('%s: frame handler failed', self.url)
-            finally:
-                self._ws = None
-                self.stats.connected = False
-                self.connected.clear()
-                if self._on_disconnect is not None:
-                    self._on_disconnect(self)
-        if not self._stopping.is_set():
-            code = getattr(ws, 'close_code', None)
-            self._record_error(f'closed by server (code {code})')
+        connection = await open_connection(uri, self._receive, **self._connect_kwargs)
+        self._connection = connection
+        connection.keep_alive(self._ping_interval_s, self._ping_timeout_s)
+        self.stats.connects += 1
+        self.stats.reconnects = self.stats.connects - 1
+        self.stats.connected = True
+        self.connected.set()
+        _log.info('%s: connected', self.url)
+        try:
+            if self._on_connect is not None:
+                await self._on_connect(self)
+            await connection.wait_closed()
+        finally:
+            self._connection = None
+            self.stats.connected = False
+            self.connected.clear()
+            if self._on_disconnect is not None:
+                self._on_disconnect(self)
+            connection.abort()  # a no-op once closed; cancelled mid-session: no socket left
+        if self._stopping.is_set():
+            return
+        if connection.failure:
+            self._record_error(connection.failure)
+            return
+        closed = connection.close_exc
+        if closed.rcvd is not None and closed.sent is not None and closed.rcvd_then_sent:
+            self._record_error(f'closed by server (code {closed.rcvd.code})')
+            return
+        raise closed
+
+    def _receive(self, frame: Frame) -> None:
+        self.stats.frames_in += 1
+        self.stats.bytes_in += len(frame)
+        try:
+            self._on_frame(frame)
+        except Exception as exc:  # noqa: BLE001 - a bad frame must not end the stream
+            self.stats.drops += 1
+            self._record_error(f'frame handler: {type(exc).__name__}: {exc}')
+            _log.exception('%s: frame handler failed', self.url)
 
     async def send(self, frame: Frame) -> bool:
         """Send a frame if connected; return False if it could not be sent."""
-        ws = self._ws
-        if ws is None:
+        connection = self._connection
+        if connection is None:
             return False
         try:
-            await ws.send(frame)
+            await connection.send(frame)
         except ConnectionClosed:
             return False
         self.stats.frames_out += 1
@@ -230,9 +238,9 @@ class StreamClient:
     async def stop(self) -> None:
         """Stop reconnecting and close the connection cleanly."""
         self._stopping.set()
-        ws = self._ws
-        if ws is not None:
-            await ws.close()
+        connection = self._connection
+        if connection is not None:
+            await connection.close()
 
     def _record_error(self, message: str) -> None:
         self.stats.errors += 1

@@ -32,8 +32,9 @@ from roboflare_bridge.emulator.contract import (
 from roboflare_bridge.frames import (
     EchoMessage, EchoStatus, EchoTopics, parse_batch_reply, parse_echo_frame, parse_log_record,
 )
-from roboflare_bridge.streams import _ws_connect, handshake_status
+from roboflare_bridge.streams import handshake_status
 from roboflare_bridge.testing import executable, stop_process
+from roboflare_bridge.ws_connection import websockets_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 STREAM_PATHS = tuple(f'/{stream}' for stream in
@@ -173,7 +174,7 @@ def test_rejects_bodies_and_unknown_routes_with_envelopes(emulator):
 
 def test_echo_lists_subscribes_throttles_and_unsubscribes(emulator):
     async def scenario():
-        async with _ws_connect(ws_url(emulator, 'ros/topics/echo')) as ws:
+        async with websockets_connect(ws_url(emulator, 'ros/topics/echo')) as ws:
             await ws.send('{"op": "list_topics"}')
             topics = parse_echo_frame(await ws.recv())
             assert isinstance(topics, EchoTopics)
@@ -207,7 +208,7 @@ def test_echo_lists_subscribes_throttles_and_unsubscribes(emulator):
 
 def test_echo_messages_are_plausible_and_tf_static_is_sent_once(emulator):
     async def scenario():
-        async with _ws_connect(ws_url(emulator, 'ros/topics/echo')) as ws:
+        async with websockets_connect(ws_url(emulator, 'ros/topics/echo')) as ws:
             await ws.send('{"op": "subscribe", "topic": "/tf_static"}')
             await ws.send('{"op": "subscribe", "topic": "/scan"}')
             static, scans = [], []
@@ -228,7 +229,7 @@ def test_camera_sends_real_jpegs_of_the_configured_size():
     emu = EmulatorThread(robots=1, camera_size=(96, 64), camera_fps=50)
 
     async def scenario():
-        async with _ws_connect(ws_url(emu, 'camera/ws')) as ws:
+        async with websockets_connect(ws_url(emu, 'camera/ws')) as ws:
             return [await asyncio.wait_for(ws.recv(), 5) for _ in range(5)]
     try:
         frames = asyncio.run(scenario())
@@ -245,7 +246,7 @@ def test_logs_stream_sends_records_and_acks_batches_once(emulator):
               'file': 'f.py', 'function': 'g', 'line': 3}
 
     async def scenario():
-        async with _ws_connect(ws_url(emulator, 'logs/ws')) as ws:
+        async with websockets_connect(ws_url(emulator, 'logs/ws')) as ws:
             batch_id = str(uuid.uuid4())
             batch = json.dumps({'type': 'batch', 'id': batch_id, 'records': [record] * 2})
             replies = []
@@ -273,7 +274,7 @@ def test_rates_change_open_streams_live():
     emu = EmulatorThread(robots=1, camera_size=(32, 32), camera_fps=5)
 
     async def span_of(stream, count, subscribe=None):
-        async with _ws_connect(ws_url(emu, stream)) as ws:
+        async with websockets_connect(ws_url(emu, stream)) as ws:
             if subscribe:
                 await ws.send(subscribe)
             await asyncio.wait_for(ws.recv(), 5)
@@ -304,7 +305,7 @@ def test_close_after_frames_and_refused_handshakes(emulator):
 
     async def count_until_closed():
         received = 0
-        async with _ws_connect(ws_url(emulator, 'ros/topics/echo')) as ws:
+        async with websockets_connect(ws_url(emulator, 'ros/topics/echo')) as ws:
             await ws.send('{"op": "subscribe", "topic": "/imu"}')
             try:
                 while True:
@@ -318,7 +319,7 @@ def test_close_after_frames_and_refused_handshakes(emulator):
                      {'close_after_frames': 0, 'refuse_handshakes': 503})
 
     async def connect(token=None):
-        async with _ws_connect(ws_url(emulator, 'logs/ws', token=token)):
+        async with websockets_connect(ws_url(emulator, 'logs/ws', token=token)):
             pass
     for token, status in ((None, 503), ('rf_org_' + '9' * 32, 401)):
         with pytest.raises(InvalidHandshake) as info:

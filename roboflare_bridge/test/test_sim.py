@@ -24,7 +24,7 @@ from roboflare_bridge.emulator.sim import (
     FOOTPRINT_RADIUS, JOINTS, MAP_MARGIN, ROOM_HALF_SIZE, SimRobot,
 )
 from roboflare_bridge.frames import EchoMessage, parse_echo_frame
-from roboflare_bridge.streams import _ws_connect
+from roboflare_bridge.ws_connection import websockets_connect
 
 ROBOTS = [SimRobot(i, f'rbt_{i + 1:04d}', f'robot-{i + 1}') for i in range(5)]
 
@@ -130,8 +130,8 @@ def test_the_urdf_links_are_the_tf_frames_under_base_link():
 def test_latched_topics_are_sent_once_on_every_subscribe(emulator):
     async def first_frames(count):
         base = emulator.url.replace('http://', 'ws://')
-        async with _ws_connect(f'{base}/api/robots/rbt_0001/ros/topics/echo'
-                               f'?token={emulator.token}', max_size=16 << 20) as ws:
+        async with websockets_connect(f'{base}/api/robots/rbt_0001/ros/topics/echo'
+                                      f'?token={emulator.token}', max_size=16 << 20) as ws:
             frames = []
             for _ in range(count):
                 await ws.send(json.dumps({'op': 'subscribe', 'topic': '/map'}))

@@ -174,9 +174,7 @@ def test_stream_compression_is_negotiated_only_where_asked(emulator):
         stream = open_stream(spec, emulator.url, 'rbt_0001', token, 10.0, 10.0, compression)
         task = asyncio.ensure_future(stream.run())
         await asyncio.wait_for(stream.connected.wait(), 10)
-        ws = stream._ws  # websockets' legacy protocol, or the new one's sans-I/O core
-        extensions = [type(e).__name__ for e in getattr(ws, 'extensions', None)
-                      or getattr(getattr(ws, 'protocol', None), 'extensions', [])]
+        extensions = [type(e).__name__ for e in stream._connection.protocol.extensions]
         await stream.stop()
         await asyncio.wait_for(task, 10)
         return extensions

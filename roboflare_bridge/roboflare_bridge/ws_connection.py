@@ -1,0 +1,288 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+A WebSocket client connection: websockets' sans-I/O protocol driven by an asyncio Protocol.
+
+websockets' own asyncio clients (the legacy one of 10.4-12, the new one of >= 13) parse
+frames in one task and hand each message to the reader's task through a queue: task
+switches, futures and buffer copies for every message, a third of the bridge's CPU per
+camera frame on websockets 10.4. Here the socket's bytes go straight into websockets'
+protocol in ``data_received`` and each complete message is handed to a callback right
+there. Nothing is queued: the socket is not read while a message is handled, so what one
+connection holds is one read and one message. Framing, permessage-deflate, size limits and
+the close handshake stay websockets' (the same sans-I/O core from 10.4 to 17).
+
+Thread: everything here runs on the event loop that opened the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+from typing import Callable, Dict, List, Optional, Union
+
+from websockets.exceptions import ConnectionClosed, InvalidState
+from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
+
+try:  # websockets' own client, for one-shot exchanges (rviz_config's topic list, tests)
+    from websockets.asyncio.client import connect as websockets_connect
+except ImportError:  # websockets 10.4 - 12: the legacy client has the same coroutine API
+    from websockets.client import connect as websockets_connect  # type: ignore[no-redef]
+
+try:  # websockets >= 11
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+except ImportError:  # websockets 10.4 (Ubuntu 24.04): the same core under its first names
+    from websockets.client import ClientConnection as ClientProtocol  # type: ignore
+    from websockets.connection import State  # type: ignore[no-redef]
+
+Message = Union[str, bytes]
+
+_DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY)
+
+
+class WebSocketConnection(asyncio.Protocol):
+    """
+    One open WebSocket connection; open it with :func:`open_connection`.
+
+    ``on_message`` gets each complete message (``str`` for text, ``bytes`` for binary) as
+    soon as its last byte is read. It must not raise: asyncio would end the connection.
+    """
+
+    def __init__(self, protocol: ClientProtocol, on_message: Callable[[Message], None],
+                 close_timeout_s: float) -> None:
+        self.protocol = protocol
+        self.failure = ''  # why this side gave up on the link (a keepalive timeout)
+        self._on_message = on_message
+        self._close_timeout_s = close_timeout_s
+        self._loop = asyncio.get_running_loop()
+        self._transport: Optional[asyncio.Transport] = None
+        self._opened: asyncio.Future[None] = self._loop.create_future()
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._fragments: List[bytes] = []
+        self._fragmented: Optional[Opcode] = None
+        self._close_timer: Optional[asyncio.TimerHandle] = None
+        self._keepalive: Optional[asyncio.Task[None]] = None
+        self._pongs: Dict[bytes, asyncio.Future[None]] = {}
+        self._writable: Optional[asyncio.Future[None]] = None
+        self._eof = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._flush()  # the handshake request
+
+    def data_received(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        self._handle_events()
+        self._flush()
+
+    def eof_received(self) -> None:
+        self._receive_eof()
+        self._flush()
+        # Returning None lets the transport close itself.
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._receive_eof()  # settles the protocol's state when no EOF came
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        for waiter in self._pongs.values():
+            if not waiter.done():
+                waiter.cancel()
+        if not self._opened.done():
+            self._opened.set_exception(
+                self.protocol.handshake_exc or exc
+                or ConnectionError('connection closed during the opening handshake'))
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writable = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    # What the owner calls
+
+    @property
+    def close_exc(self) -> ConnectionClosed:
+        """How the connection ended, as websockets says it (after :meth:`wait_closed`)."""
+        return self.protocol.close_exc
+
+    async def send(self, message: Message) -> None:
+        """Send a message; raise ConnectionClosed once the connection is closing."""
+        try:
+            if isinstance(message, str):
+                self.protocol.send_text(message.encode())
+            else:
+                self.protocol.send_binary(message)
+        except InvalidState:
+            raise self.protocol.close_exc from None
+        self._flush()
+        if self._writable is not None:  # the socket's buffer is full: wait until it drains
+            await asyncio.shield(self._writable)
+
+    async def ping(self, timeout_s: float) -> bool:
+        """Send a ping; return whether its pong came within ``timeout_s``."""
+        payload = os.urandom(4)
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._pongs[payload] = waiter
+        try:
+            self.protocol.send_ping(payload)
+            self._flush()
+            await asyncio.wait_for(waiter, timeout_s)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._pongs.pop(payload, None)
+
+    def keep_alive(self, interval_s: float, timeout_s: float) -> None:
+        """Ping every ``interval_s``; a pong missing for ``timeout_s`` ends the link."""
+        if interval_s > 0:
+            self._keepalive = self._loop.create_task(self._keep_alive(interval_s, timeout_s))
+
+    async def close(self, code: int = 1000) -> None:
+        """Start the closing handshake and wait until the connection is closed."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code)
+            self._flush()
+        elif self._transport is not None and not self._closed.done():
+            self._transport.abort()
+        await self.wait_closed()
+
+    def abort(self) -> None:
+        """Drop the connection without a closing handshake."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    async def wait_opened(self) -> None:
+        await self._opened
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
+
+    # Internals
+
+    async def _keep_alive(self, interval_s: float, timeout_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            if self.protocol.state is not State.OPEN:
+                return
+            if not await self.ping(timeout_s):
+                self.failure = f'no pong within {timeout_s:g}s: the link is down'
+                self.protocol.fail(1011, 'keepalive ping timeout')
+                self._flush()
+                self.abort()  # a half-open link would not carry the close handshake
+                return
+
+    def _receive_eof(self) -> None:
+        if not self._eof:  # websockets 10.4 raises on a second EOF
+            self._eof = True
+            self.protocol.receive_eof()
+
+    def _handle_events(self) -> None:
+        for event in self.protocol.events_received():
+            if not isinstance(event, Frame):  # the handshake's response
+                if self._opened.done():  # the opening timed out meanwhile
+                    continue
+                if self.protocol.handshake_exc is not None:
+                    self._opened.set_exception(self.protocol.handshake_exc)
+                else:
+                    self._opened.set_result(None)
+                continue
+            opcode = event.opcode
+            if opcode in _DATA_OPCODES:
+                if event.fin:
+                    self._deliver(opcode, event.data)
+                else:
+                    self._fragmented, self._fragments = opcode, [event.data]
+            elif opcode is Opcode.CONT:
+                self._fragments.append(event.data)
+                if event.fin and self._fragmented is not None:
+                    self._deliver(self._fragmented, b''.join(self._fragments))
+                    self._fragmented, self._fragments = None, []
+            elif opcode is Opcode.PONG:
+                waiter = self._pongs.get(bytes(event.data))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+
+    def _deliver(self, opcode: Opcode, data: bytes) -> None:
+        if opcode is Opcode.BINARY:
+            self._on_message(bytes(data))
+            return
+        try:
+            text = bytes(data).decode()
+        except UnicodeDecodeError as exc:  # RFC 6455 7.1.7: not text, end the connection
+            self.protocol.fail(1007, f'{exc.reason} at position {exc.start}')
+            return
+        self._on_message(text)
+
+    def _flush(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        for data in self.protocol.data_to_send():
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                transport.write_eof()
+            else:  # TLS has no half-close
+                transport.close()
+        if self._close_timer is None and self.protocol.close_expected():
+            self._close_timer = self._loop.call_later(self._close_timeout_s, transport.abort)
+
+
+async def open_connection(url: str, on_message: Callable[[Message], None], *,
+                          compression: bool = True, max_size: Optional[int] = 1 << 20,
+                          open_timeout_s: float = 10.0, close_timeout_s: float = 2.0,
+                          logger: Optional[logging.Logger] = None,
+                          ssl_context: Optional[ssl.SSLContext] = None) -> WebSocketConnection:
+    """Connect to ``url`` (ws:// or wss://) and complete the opening handshake."""
+    uri = parse_uri(url)
+    protocol = ClientProtocol(
+        uri, extensions=enable_client_permessage_deflate(None) if compression else None,
+        max_size=max_size, logger=logger)
+    protocol.send_request(protocol.connect())
+    if uri.secure and ssl_context is None:
+        ssl_context = ssl.create_default_context()
+    loop = asyncio.get_running_loop()
+
+    async def handshake() -> WebSocketConnection:
+        _, connection = await loop.create_connection(
+            lambda: WebSocketConnection(protocol, on_message, close_timeout_s),
+            uri.host, uri.port, ssl=ssl_context if uri.secure else None)
+        try:
+            await connection.wait_opened()
+        except BaseException:
+            connection.abort()
+            raise
+        return connection
+
+    return await asyncio.wait_for(handshake(), open_timeout_s)
+
+
+__all__ = ['Message', 'WebSocketConnection', 'open_connection', 'websockets_connect']

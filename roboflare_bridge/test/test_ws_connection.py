@@ -1,0 +1,231 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+The WebSocket connection against a server whose every frame the test chooses.
+
+The server is websockets' own sans-I/O server on a real loopback socket (port 0): the
+emulator's aiohttp server never fragments a message, sends invalid UTF-8 or stops reading,
+and those are what the connection must get right.
+"""
+
+import asyncio
+from typing import List, Optional
+
+import pytest
+from roboflare_bridge.ws_connection import open_connection
+from websockets.frames import Frame, Opcode
+
+try:  # websockets >= 11
+    from websockets.server import ServerProtocol
+except ImportError:  # websockets 10.4
+    from websockets.server import ServerConnection as ServerProtocol  # type: ignore
+
+
+class FrameServer(asyncio.Protocol):
+    """One accepted connection: frames received are kept, frames to send are the test's."""
+
+    def __init__(self, accepted: 'asyncio.Queue[FrameServer]') -> None:
+        self.protocol = ServerProtocol()
+        self.received: List[Frame] = []
+        self.changed = asyncio.Event()
+        self.transport: Optional[asyncio.Transport] = None
+        self._accepted = accepted
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame):
+                self.received.append(event)
+            else:  # the handshake request
+                self.protocol.send_response(self.protocol.accept(event))
+                self._accepted.put_nowait(self)
+        self.flush()
+        self.changed.set()
+
+    def eof_received(self):
+        self.protocol.receive_eof()
+        self.flush()
+
+    def send(self, opcode: Opcode, data: bytes, fin: bool = True) -> None:
+        send = {Opcode.TEXT: self.protocol.send_text, Opcode.BINARY: self.protocol.send_binary,
+                Opcode.CONT: self.protocol.send_continuation, Opcode.PING: self.protocol.send_ping}
+        if opcode is Opcode.PING:
+            send[opcode](data)
+        else:
+            send[opcode](data, fin=fin)
+        self.flush()
+
+    def flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.transport.write(data)
+            else:
+                self.transport.write_eof()
+
+    async def wait_for(self, predicate, timeout=5.0) -> None:
+        async def wait():
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.wait_for(wait(), timeout)
+
+
+class Inbox(list):
+    """Messages handed over by the connection, with a wait for the next ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.arrived = asyncio.Event()
+
+    def __call__(self, message):
+        self.append(message)
+        self.arrived.set()
+
+    async def wait_for(self, count, timeout=5.0):
+        async def wait():
+            while len(self) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        await asyncio.wait_for(wait(), timeout)
+
+
+async def serve():
+    accepted: asyncio.Queue = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: FrameServer(accepted), '127.0.0.1', 0)
+    return server, f'ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/stream', accepted
+
+
+def test_fragments_are_joined_and_messages_handed_over_in_order_as_they_arrive():
+    async def scenario():
+        server, url, accepted = await serve()
+        messages = Inbox()
+        connection = await open_connection(url, messages, compression=False)
+        peer = await asyncio.wait_for(accepted.get(), 5)
+        peer.send(Opcode.TEXT, 'héllo '.encode(), fin=False)
+        peer.send(Opcode.PING, b'mid')  # control frames may come between fragments
+        peer.send(Opcode.CONT, b'wor', fin=False)
+        peer.send(Opcode.CONT, b'ld', fin=True)
+        peer.send(Opcode.BINARY, b'\x00\x01', fin=False)
+        peer.send(Opcode.CONT, b'\xff', fin=True)
+        peer.send(Opcode.TEXT, b'{}')
+        await peer.wait_for(lambda: any(f.opcode is Opcode.PONG for f in peer.received))
+        await messages.wait_for(3)
+        await connection.close()
+        server.close()
+        return messages, peer.received
+    messages, received = asyncio.run(scenario())
+    assert messages == ['héllo world', b'\x00\x01\xff', '{}']
+    assert [(f.opcode, f.data) for f in received if f.opcode is Opcode.PONG] == [
+        (Opcode.PONG, b'mid')]
+    assert received[-1].opcode is Opcode.CLOSE
+
+
+def test_a_message_over_the_limit_ends_the_connection_with_1009_even_in_fragments():
+    async def scenario():
+        server, url, accepted = await serve()
+        messages: list = []
+        connection = await open_connection(url, messages.append, compression=False,
+                                           max_size=1000, close_timeout_s=0.5)
+        peer = await asyncio.wait_for(accepted.get(), 5)
+        peer.send(Opcode.BINARY, bytes(600))
+        peer.send(Opcode.BINARY, bytes(600), fin=False)
+        peer.send(Opcode.CONT, bytes(600), fin=True)
+        await asyncio.wait_for(connection.wait_closed(), 5)
+        server.close()
+        return messages, connection.close_exc
+    messages, closed = asyncio.run(scenario())
+    assert messages == [bytes(600)]  # the one within the limit, nothing of the other
+    assert closed.sent.code == 1009
+
+
+def test_text_that_is_not_utf8_ends_the_connection_with_1007_after_what_came_before():
+    async def scenario():
+        server, url, accepted = await serve()
+        messages: list = []
+        connection = await open_connection(url, messages.append, compression=False,
+                                           close_timeout_s=0.5)
+        peer = await asyncio.wait_for(accepted.get(), 5)
+        peer.send(Opcode.TEXT, b'fine')
+        peer.send(Opcode.TEXT, b'\xff\xfe')
+        await asyncio.wait_for(connection.wait_closed(), 5)
+        server.close()
+        return messages, connection.close_exc
+    messages, closed = asyncio.run(scenario())
+    assert messages == ['fine'] and closed.sent.code == 1007
+
+
+def test_a_peer_that_stops_reading_makes_send_wait_instead_of_buffering():
+    async def scenario():
+        server, url, accepted = await serve()
+        connection = await open_connection(url, lambda message: None, compression=False)
+        peer = await asyncio.wait_for(accepted.get(), 5)
+        peer.transport.pause_reading()
+        chunk = bytes(1 << 20)
+        sent = 0
+        while True:  # socket buffers fill, then the transport's, then send waits
+            pending = asyncio.ensure_future(connection.send(chunk))
+            done, _ = await asyncio.wait([pending], timeout=0.5)
+            if not done:
+                break
+            sent += 1
+            assert sent < 64, 'send never waited: the connection buffers without bound'
+        buffered = connection._transport.get_write_buffer_size()
+        peer.transport.resume_reading()
+        await asyncio.wait_for(pending, 10)
+        await peer.wait_for(lambda: sum(len(f.data) for f in peer.received
+                                        if f.opcode is Opcode.BINARY) == (sent + 1) << 20, 10)
+        await connection.close()
+        server.close()
+        return buffered
+    buffered = asyncio.run(scenario())
+    assert buffered <= 2 << 20  # the transport's high-water mark plus the message being sent
+
+
+def test_a_peer_that_stops_answering_pings_ends_the_link():
+    async def scenario():
+        server, url, accepted = await serve()
+        connection = await open_connection(url, lambda message: None, compression=False)
+        peer = await asyncio.wait_for(accepted.get(), 5)
+        connection.keep_alive(0.05, 0.2)
+        await peer.wait_for(lambda: any(f.opcode is Opcode.PING for f in peer.received))
+        peer.transport.pause_reading()  # pings are no longer read, so never answered
+        await asyncio.wait_for(connection.wait_closed(), 5)
+        server.close()
+        return connection.failure
+    assert asyncio.run(scenario()) == 'no pong within 0.2s: the link is down'
+
+
+@pytest.mark.parametrize('status', [403, 503])
+def test_a_refused_handshake_raises_with_its_status(status):
+    from roboflare_bridge.streams import handshake_status
+
+    class Refusing(asyncio.Protocol):
+        def connection_made(self, transport):
+            transport.write(f'HTTP/1.1 {status} No\r\nContent-Length: 0\r\n\r\n'.encode())
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Refusing, '127.0.0.1', 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await open_connection(f'ws://127.0.0.1:{port}/', print, open_timeout_s=5)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            return exc
+        finally:
+            server.close()
+    assert handshake_status(asyncio.run(scenario())) == status
