@@ -79,10 +79,17 @@ def _sender(port_queue, frame, count):
 
 def passthrough(node, frame, count):
     queue = multiprocessing.get_context('spawn').Queue()
-    sender = multiprocessing.get_context('spawn').Process(target=_sender,
+    # A daemon, ended in finally: a failing run must not wait for the sender's hour of sleep.
+    sender = multiprocessing.get_context('spawn').Process(target=_sender, daemon=True,
                                                           args=(queue, frame, count))
     sender.start()
-    port = queue.get(timeout=30)
+    try:
+        return _passthrough(node, frame, count, queue.get(timeout=30))
+    finally:
+        sender.terminate()
+
+
+def _passthrough(node, frame, count, port):
     mirror = CameraMirror('bench', '/bench', 'bench/camera', node.create_publisher,
                           lambda: node.get_clock().now().to_msg(), None, 16 << 20)
     done = asyncio.Event()
@@ -104,7 +111,6 @@ def passthrough(node, frame, count):
         task.cancel()
         return cpu, wall
     cpu, wall = asyncio.run(run())
-    sender.terminate()
     return {'frames': count, 'frame_bytes': len(frame), 'frames_per_cpu_s': count / cpu,
             'frames_per_wall_s': count / wall, 'mb_per_s': count * len(frame) / wall / 1e6}
 
