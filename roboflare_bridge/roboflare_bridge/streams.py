@@ -27,7 +27,7 @@ import asyncio
 from dataclasses import asdict, dataclass
 import logging
 import time
-from typing import Any, Awaitable, Callable, Dict, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -35,11 +35,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from .backoff import Backoff, retry_backoff
 from .credentials import Token
 from .frames import stream_path
-from .ws_connection import open_connection, WebSocketConnection
+from .ws_connection import Message as Frame, open_connection, WebSocketConnection
 
 _log = logging.getLogger(__name__)
-
-Frame = Union[str, bytes]
 
 
 @dataclass
@@ -247,4 +245,4 @@ class StreamClient:
         self.stats.last_error = self._token.scrub(message)[:300]
 
 
-__all__ = ['StreamClient', 'StreamStats', 'websocket_url', 'handshake_status']
+__all__ = ['Frame', 'StreamClient', 'StreamStats', 'websocket_url', 'handshake_status']

@@ -23,6 +23,7 @@ import asyncio
 from typing import List, Optional
 
 import pytest
+from roboflare_bridge.streams import handshake_status
 from roboflare_bridge.ws_connection import open_connection
 from websockets.frames import Frame, Opcode
 
@@ -212,8 +213,6 @@ def test_a_peer_that_stops_answering_pings_ends_the_link():
 
 @pytest.mark.parametrize('status', [403, 503])
 def test_a_refused_handshake_raises_with_its_status(status):
-    from roboflare_bridge.streams import handshake_status
-
     class Refusing(asyncio.Protocol):
         def connection_made(self, transport):
             transport.write(f'HTTP/1.1 {status} No\r\nContent-Length: 0\r\n\r\n'.encode())
