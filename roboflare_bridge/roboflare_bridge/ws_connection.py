@@ -29,10 +29,14 @@ Thread: everything here runs on the event loop that opened the connection.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
+import socket
 import ssl
 from typing import Callable, Dict, List, Optional, Union
+from urllib.parse import unquote, urlsplit
+import urllib.request
 
 from websockets.exceptions import ConnectionClosed, InvalidState
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
@@ -261,7 +265,13 @@ async def open_connection(url: str, on_message: Callable[[Message], None], *,
                           open_timeout_s: float = 10.0, close_timeout_s: float = 2.0,
                           logger: Optional[logging.Logger] = None,
                           ssl_context: Optional[ssl.SSLContext] = None) -> WebSocketConnection:
-    """Connect to ``url`` (ws:// or wss://) and complete the opening handshake."""
+    """
+    Connect to ``url`` (ws:// or wss://) and complete the opening handshake.
+
+    An HTTP proxy named by the environment (``https_proxy`` for wss, ``http_proxy`` for ws,
+    else ``all_proxy``; ``no_proxy`` honoured) is tunnelled through with CONNECT, as httpx
+    does for the API.
+    """
     uri = parse_uri(url)
     protocol = ClientProtocol(
         uri, extensions=enable_client_permessage_deflate(None) if compression else None,
@@ -272,9 +282,13 @@ async def open_connection(url: str, on_message: Callable[[Message], None], *,
     loop = asyncio.get_running_loop()
 
     async def handshake() -> WebSocketConnection:
+        proxy = environment_proxy(uri.host, uri.port, uri.secure)
+        sock = None if proxy is None else await tunnel(proxy, uri.host, uri.port)
         _, connection = await loop.create_connection(
             lambda: WebSocketConnection(protocol, on_message, close_timeout_s),
-            uri.host, uri.port, ssl=ssl_context if uri.secure else None)
+            None if sock else uri.host, None if sock else uri.port, sock=sock,
+            ssl=ssl_context if uri.secure else None,
+            server_hostname=uri.host if sock and uri.secure else None)
         try:
             await connection.wait_opened()
         except BaseException:
@@ -283,6 +297,50 @@ async def open_connection(url: str, on_message: Callable[[Message], None], *,
         return connection
 
     return await asyncio.wait_for(handshake(), open_timeout_s)
+
+
+def environment_proxy(host: str, port: int, secure: bool) -> Optional[str]:
+    """Return the HTTP proxy URL the environment names for this server, if any."""
+    if urllib.request.proxy_bypass(f'{host}:{port}'):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get('https' if secure else 'http') or proxies.get('all')
+
+
+async def tunnel(proxy_url: str, host: str, port: int) -> socket.socket:
+    """Return a socket connected to ``host:port`` through an HTTP proxy's CONNECT."""
+    proxy = urlsplit(proxy_url if '://' in proxy_url else f'http://{proxy_url}')
+    where = f'{proxy.hostname}:{proxy.port or 80}'  # never the credentials, in any message
+    if proxy.scheme != 'http':
+        raise ConnectionError(f'proxy {where}: only http:// proxies are supported for streams')
+    target = f'[{host}]:{port}' if ':' in host else f'{host}:{port}'
+    request = f'CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n'
+    if proxy.username is not None:
+        credentials = f'{unquote(proxy.username)}:{unquote(proxy.password or "")}'
+        basic = base64.b64encode(credentials.encode()).decode()
+        request += f'Proxy-Authorization: Basic {basic}\r\n'
+    loop = asyncio.get_running_loop()
+    family, kind, proto, _, address = (await loop.getaddrinfo(
+        proxy.hostname, proxy.port or 80, type=socket.SOCK_STREAM))[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, address)
+        await loop.sock_sendall(sock, (request + '\r\n').encode())
+        response = b''
+        while b'\r\n\r\n' not in response:  # the proxy says nothing more before we speak
+            chunk = await loop.sock_recv(sock, 4096)
+            if not chunk or len(response) > 65536:
+                raise ConnectionError(f'proxy {where}: no answer to CONNECT')
+            response += chunk
+        status_line = response.split(b'\r\n', 1)[0].decode('latin-1')
+        status = status_line.split(' ', 2)[1] if status_line.startswith('HTTP/') else ''
+        if not (status.isdigit() and 200 <= int(status) < 300):
+            raise ConnectionError(f'proxy {where} refused CONNECT: {status_line[:100]}')
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 __all__ = ['Message', 'WebSocketConnection', 'open_connection', 'websockets_connect']

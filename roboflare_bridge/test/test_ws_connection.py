@@ -20,6 +20,9 @@ and those are what the connection must get right.
 """
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from typing import List, Optional
 
 import pytest
@@ -104,11 +107,13 @@ class Inbox(list):
         await asyncio.wait_for(wait(), timeout)
 
 
-async def serve():
+async def serve(tls: Optional[ssl.SSLContext] = None):
     accepted: asyncio.Queue = asyncio.Queue()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: FrameServer(accepted), '127.0.0.1', 0)
-    return server, f'ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/stream', accepted
+    server = await loop.create_server(lambda: FrameServer(accepted), '127.0.0.1', 0, ssl=tls)
+    port = server.sockets[0].getsockname()[1]
+    url = f'wss://localhost:{port}/stream' if tls else f'ws://127.0.0.1:{port}/stream'
+    return server, url, accepted
 
 
 def test_fragments_are_joined_and_messages_handed_over_in_order_as_they_arrive():
@@ -228,3 +233,122 @@ def test_a_refused_handshake_raises_with_its_status(status):
         finally:
             server.close()
     assert handshake_status(asyncio.run(scenario())) == status
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on port 0: pipes bytes both ways, keeps each request's head."""
+
+    def __init__(self, status=200):
+        self.status = status
+        self.requests = []
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._handle, '127.0.0.1', 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader, writer):
+        head = (await reader.readuntil(b'\r\n\r\n')).decode()
+        self.requests.append(head)
+        if self.status != 200:
+            writer.write(f'HTTP/1.1 {self.status} No\r\nContent-Length: 0\r\n\r\n'.encode())
+            writer.close()
+            return
+        host, port = head.split()[1].rsplit(':', 1)
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b'HTTP/1.1 200 Connection established\r\n\r\n')
+
+        async def pipe(source, sink):
+            try:
+                while True:
+                    data = await source.read(65536)
+                    if not data:
+                        break
+                    sink.write(data)
+                    await sink.drain()
+            finally:
+                sink.close()
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer),
+                             return_exceptions=True)
+
+
+@pytest.fixture
+def proxy_environment(monkeypatch):
+    for name in ('http_proxy', 'https_proxy', 'all_proxy', 'no_proxy'):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize('bypassed', [False, True])
+def test_streams_go_through_the_environments_http_proxy_unless_bypassed(proxy_environment,
+                                                                        bypassed):
+    async def scenario():
+        proxy = ConnectProxy()
+        proxy_port = await proxy.start()
+        proxy_environment.setenv('http_proxy', f'http://robot:s%40cret@127.0.0.1:{proxy_port}')
+        if bypassed:
+            proxy_environment.setenv('no_proxy', '127.0.0.1')
+        server, url, accepted = await serve()
+        messages = Inbox()
+        connection = await open_connection(url, messages, compression=False)
+        peer = await asyncio.wait_for(accepted.get(), 5)
+        peer.send(Opcode.TEXT, b'through')
+        await messages.wait_for(1)
+        await connection.close()
+        server.close()
+        proxy.server.close()
+        return proxy.requests, url, messages
+    requests, url, messages = asyncio.run(scenario())
+    assert messages == ['through']
+    if bypassed:
+        assert requests == []
+    else:
+        target = url.split('/')[2]
+        assert requests[0].startswith(f'CONNECT {target} HTTP/1.1\r\n'), requests
+        assert 'Proxy-Authorization: Basic cm9ib3Q6c0BjcmV0\r\n' in requests[0]  # robot:s@cret
+
+
+def test_a_proxy_refusing_connect_is_a_connection_error_without_its_credentials(
+        proxy_environment):
+    async def scenario():
+        proxy = ConnectProxy(status=407)
+        proxy_port = await proxy.start()
+        proxy_environment.setenv('https_proxy', f'http://robot:s3cret@127.0.0.1:{proxy_port}')
+        try:
+            await open_connection('wss://robots.example:443/stream', print, open_timeout_s=5)
+        except ConnectionError as exc:
+            return str(exc), proxy.requests
+        finally:
+            proxy.server.close()
+    message, requests = asyncio.run(scenario())
+    assert requests[0].startswith('CONNECT robots.example:443 HTTP/1.1')
+    assert '407' in message and 's3cret' not in message and 'robot' not in message
+
+
+def test_wss_through_a_proxy_verifies_the_servers_certificate_for_its_name(proxy_environment,
+                                                                           tmp_path):
+    if shutil.which('openssl') is None:
+        pytest.skip('openssl is needed to make a certificate')
+    key, cert = tmp_path / 'key.pem', tmp_path / 'cert.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
+                    '-keyout', str(key), '-out', str(cert)], check=True, capture_output=True)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def scenario():
+        proxy = ConnectProxy()
+        proxy_environment.setenv('https_proxy', f'http://127.0.0.1:{await proxy.start()}')
+        server, url, accepted = await serve(server_tls)
+        messages = Inbox()
+        connection = await open_connection(url, messages, compression=False,
+                                           ssl_context=ssl.create_default_context(cafile=cert))
+        peer = await asyncio.wait_for(accepted.get(), 5)
+        peer.send(Opcode.TEXT, b'over tls')
+        await messages.wait_for(1)
+        await connection.close()
+        server.close()
+        proxy.server.close()
+        return proxy.requests, messages
+    requests, messages = asyncio.run(scenario())
+    assert messages == ['over tls'] and requests[0].startswith('CONNECT localhost:')
