@@ -50,6 +50,7 @@ import argparse
 from bisect import bisect_left
 from dataclasses import dataclass, field
 import json
+import signal
 import struct
 import subprocess
 import sys
@@ -73,7 +74,7 @@ from roboflare_bridge.emulator.sim import CameraFeed, SimRobot, TOPICS
 from roboflare_bridge.params import ros_name
 from roboflare_bridge.resources import parse_time
 from roboflare_bridge.rosout import drain_subscription
-from roboflare_bridge.testing import wait_until_true
+from roboflare_bridge.testing import stop_process, wait_until_true
 from roboflare_bridge.topic_qos import IMAGE, QosRules, TopicQos
 
 KINDS = {'echo': 'topic echo', 'compressed': 'camera compressed',
@@ -344,7 +345,7 @@ class LogSources:
     def __init__(self, count: int) -> None:
         self.process = subprocess.Popen([sys.executable, '-c', PUBLISHER, str(count)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True)
+                                        stderr=subprocess.DEVNULL, text=True)
         if self.process.stdout.readline().strip() != 'ready':
             raise RuntimeError('log publisher failed to start')
 
@@ -357,8 +358,11 @@ class LogSources:
         return int(count)
 
     def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(10)
+        self.process.stdin.close()  # its signal to end
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            stop_process(self.process, signal.SIGTERM, 5)
 
 
 def acknowledged(emulator: EmulatorProcess) -> int:

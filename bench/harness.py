@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import signal
 import subprocess
 import sys
 import tempfile
@@ -137,12 +138,12 @@ class RemoteSubscriber:
 
     def __init__(self, topics: Sequence[Tuple[str, str]]) -> None:
         arguments = [item for pair in topics for item in pair]
+        # No output: a process slow to stop must not hold the bench's pipes open.
         self.process = subprocess.Popen([sys.executable, '-c', SUBSCRIBER, *arguments],
-                                        stderr=subprocess.DEVNULL)  # noisy exit on SIGTERM
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        testing.stop_process(self.process, signal.SIGTERM, 10)  # SIGKILL if it lingers
 
 
 def wait_for_subscriber(publisher: Any, timeout: float = 30.0) -> None:

@@ -47,23 +47,27 @@ def descendants(pid: int) -> List[int]:
 def run_smoke(out: Path, timeout_s: float) -> subprocess.CompletedProcess:
     """Run the smoke bench; past the timeout, stop it and everything it started, and say where."""
     command = [sys.executable, str(BENCH), '--smoke', '--out', str(out)]
-    with subprocess.Popen(command, env=ros_subprocess_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, start_new_session=True) as bench:
+    # Output to files, not pipes: a child slow to exit must not keep this waiting for EOF.
+    with open(out / 'stdout.txt', 'w+') as stdout, open(out / 'stderr.txt', 'w+') as stderr:
+        bench = subprocess.Popen(command, env=ros_subprocess_env(), stdout=stdout,
+                                 stderr=stderr, text=True, start_new_session=True)
         try:
-            stdout, stderr = bench.communicate(timeout=timeout_s)
+            bench.wait(timeout_s)
         except subprocess.TimeoutExpired:
             started = [bench.pid, *descendants(bench.pid)]
             signal_all(started, signal.SIGINT)  # the bridges stop cleanly on SIGINT
             try:
-                stdout, stderr = bench.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                stdout, stderr = '', ''
-            signal_all(started, signal.SIGKILL)
-            if bench.returncode is None:
-                stdout, stderr = bench.communicate()
+                bench.wait(20)
+            finally:
+                signal_all(started, signal.SIGKILL)
             pytest.fail(f'the smoke bench took over {timeout_s}s; its output so far:\n'
-                        f'{stdout[-3000:]}{stderr[-2000:]}')
-    return subprocess.CompletedProcess(command, bench.returncode, stdout, stderr)
+                        f'{read(stdout)[-3000:]}{read(stderr)[-2000:]}')
+        return subprocess.CompletedProcess(command, bench.returncode, read(stdout), read(stderr))
+
+
+def read(file) -> str:
+    file.seek(0)
+    return file.read()
 
 
 def signal_all(pids: List[int], sig: int) -> None:
