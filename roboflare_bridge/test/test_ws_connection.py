@@ -235,6 +235,18 @@ def test_a_refused_handshake_raises_with_its_status(status):
     assert handshake_status(asyncio.run(scenario())) == status
 
 
+async def receive_one(server, url, accepted, text: bytes, **options) -> Inbox:
+    """Connect, have the server's peer send one text message, close both; return the inbox."""
+    messages = Inbox()
+    connection = await open_connection(url, messages, compression=False, **options)
+    peer = await asyncio.wait_for(accepted.get(), 5)
+    peer.send(Opcode.TEXT, text)
+    await messages.wait_for(1)
+    await connection.close()
+    server.close()
+    return messages
+
+
 class ConnectProxy:
     """An HTTP CONNECT proxy on port 0: pipes bytes both ways, keeps each request's head."""
 
@@ -289,13 +301,7 @@ def test_streams_go_through_the_environments_http_proxy_unless_bypassed(proxy_en
         if bypassed:
             proxy_environment.setenv('no_proxy', '127.0.0.1')
         server, url, accepted = await serve()
-        messages = Inbox()
-        connection = await open_connection(url, messages, compression=False)
-        peer = await asyncio.wait_for(accepted.get(), 5)
-        peer.send(Opcode.TEXT, b'through')
-        await messages.wait_for(1)
-        await connection.close()
-        server.close()
+        messages = await receive_one(server, url, accepted, b'through')
         proxy.server.close()
         return proxy.requests, url, messages
     requests, url, messages = asyncio.run(scenario())
@@ -340,14 +346,8 @@ def test_wss_through_a_proxy_verifies_the_servers_certificate_for_its_name(proxy
         proxy = ConnectProxy()
         proxy_environment.setenv('https_proxy', f'http://127.0.0.1:{await proxy.start()}')
         server, url, accepted = await serve(server_tls)
-        messages = Inbox()
-        connection = await open_connection(url, messages, compression=False,
-                                           ssl_context=ssl.create_default_context(cafile=cert))
-        peer = await asyncio.wait_for(accepted.get(), 5)
-        peer.send(Opcode.TEXT, b'over tls')
-        await messages.wait_for(1)
-        await connection.close()
-        server.close()
+        messages = await receive_one(server, url, accepted, b'over tls',
+                                     ssl_context=ssl.create_default_context(cafile=cert))
         proxy.server.close()
         return proxy.requests, messages
     requests, messages = asyncio.run(scenario())
