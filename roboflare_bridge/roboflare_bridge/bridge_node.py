@@ -196,8 +196,7 @@ def main(args: Optional[List[str]] = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda received, _frame: signalled.append(received))
     stop = threading.Event()  # set by the executor's thread when it ends
-    # `kill -USR1 <pid>` prints every thread's stack to stderr: where a hung bridge waits.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    dump_stacks_on(signal.SIGUSR1)  # `kill -USR1 <pid>`: where a hung bridge waits
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node: Optional[RoboflareBridge] = None
     try:
@@ -223,6 +222,17 @@ def main(args: Optional[List[str]] = None) -> None:
         node.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+def dump_stacks_on(signum: int) -> None:
+    """
+    Print every thread's stack to stderr on ``signum``, and keep running.
+
+    The main thread dumps, holding the GIL meanwhile, so the other threads' frames hold
+    still: faulthandler.register's own handler reads them while they run and crashes the
+    process now and then (cpython#116008; test_faults).
+    """
+    signal.signal(signum, lambda _signum, _frame: faulthandler.dump_traceback(all_threads=True))
 
 
 def _spin(executor: SingleThreadedExecutor, stop: threading.Event) -> None:

@@ -292,8 +292,8 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: floa
     """
     Stop a child process, escalating to SIGKILL; return its exit code.
 
-    Before the SIGKILL it gets SIGUSR1, on which the bridge prints its threads' stacks
-    (faulthandler): a stop that hangs leaves in the log where it hung.
+    Before the SIGKILL it gets SIGUSR1, on which the bridge prints its threads' stacks: a
+    stop that hangs leaves in the log where it hung.
     """
     if proc.poll() is None:
         proc.send_signal(sig)

@@ -204,6 +204,52 @@ def test_bridge_stops_within_two_seconds_leaving_the_spool_consistent(tmp_path, 
         assert json.loads(frame)['id'] == json.loads(header)['id']
 
 
+STACK_DUMPS_UNDER_LOAD = """
+import signal, sys, threading
+from roboflare_bridge.bridge_node import dump_stacks_on
+dump_stacks_on(signal.SIGUSR1)
+
+def busy():  # frames pushed and popped, code compiled: what a dump must not trip over
+    def nest(n):
+        return n if n < 1 else nest(n - 1)
+    while True:
+        exec(compile('x = [i for i in range(50)]', '<busy>', 'exec'), {})
+        nest(20)
+
+for _ in range(3):
+    threading.Thread(target=busy, daemon=True).start()
+# The main thread runs the handler: waiting as the bridge's does (a signal taken by another
+# thread is handled when the wait times out), here until the test closes stdin.
+closed = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), closed.set()), daemon=True).start()
+print('ready', flush=True)
+while not closed.wait(0.02):
+    pass
+"""
+
+
+def test_stack_dumps_while_every_thread_runs_do_not_crash(tmp_path):
+    # faulthandler.register(SIGUSR1, all_threads=True) crashed here in 3 of 5 runs of 100
+    # dumps like these (cpython#116008); the bridge's handler must survive them all.
+    dumps = tmp_path / 'stderr'
+    with dumps.open('wb') as stderr:
+        child = subprocess.Popen([sys.executable, '-c', STACK_DUMPS_UNDER_LOAD],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+    try:
+        assert child.stdout.readline() == b'ready\n'
+        deadline = time.monotonic() + 60
+        for count in range(1, 151):
+            child.send_signal(signal.SIGUSR1)
+            while dumps.read_bytes().count(b'Current thread') < count:
+                assert child.poll() is None, dumps.read_text()[-2000:]
+                assert time.monotonic() < deadline
+                time.sleep(0.002)  # polling the dump file, with a deadline
+        child.stdin.close()
+        assert child.wait(10) == 0
+    finally:
+        stop_process(child)
+
+
 def test_sigusr1_prints_every_threads_stack_and_the_bridge_keeps_running(tmp_path):
     emulator = EmulatorThread(robots=1)
     bridge = BridgeProcess(tmp_path, emulator.url, emulator.token, {'robots': ['rbt_0001']})
@@ -220,6 +266,14 @@ def test_sigusr1_prints_every_threads_stack_and_the_bridge_keeps_running(tmp_pat
             dumped = time.monotonic() + 2
             while 'in _spin' not in bridge.log() and time.monotonic() < dumped:
                 time.sleep(0.1)  # polling the bridge's log file, with a deadline
+        # Dumps while every thread runs (topics, camera and logs flowing) must not crash it:
+        # faulthandler.register's handler did now and then (cpython#116008).
+        for dumps in range(bridge.log().count('in _spin') + 1, 20):
+            bridge.proc.send_signal(signal.SIGUSR1)
+            while bridge.log().count('in _spin') < dumps:
+                assert bridge.proc.poll() is None, bridge.log()[-2000:]
+                assert time.monotonic() < deadline, bridge.log()[-2000:]
+                time.sleep(0.05)  # polling the bridge's log file, with a deadline
         assert bridge.proc.poll() is None  # a diagnosis, not a stop
     finally:
         assert bridge.stop() == 0, bridge.log()[-2000:]
