@@ -258,7 +258,7 @@ class CameraMirror:
         self._raw = create_publisher(Image, base, IMAGE_QOS) if worker is not None else None
 
     def stream_spec(self) -> StreamSpec:
-        # JPEGs do not compress; a short queue keeps memory bounded when behind.
+        # JPEGs do not compress.
         return StreamSpec(CAMERA_STREAM, self.on_frame, options={
             'compression': False, 'max_frame_bytes': self._max_frame_bytes,
             'frame_limit_name': 'camera_max_frame_bytes'})

@@ -44,6 +44,7 @@ from .frames import (
     parse_echo_frame, subscribe_op,
 )
 from .globs import topic_selected
+from .publish_batch import PublishBatch
 from .rclpy_compat import fast_paths
 from .topic_qos import qos_profile, QosRules, TF_TOPIC
 
@@ -130,6 +131,7 @@ class TopicMirror:
         self.drops = DropCounter(_log, f'{robot_label} topics')
         self.topic_rates: Dict[str, int] = {}
         self._make_publisher = publisher_factory
+        self._batch = PublishBatch()
         self._allow, self._deny = allow, deny
         self._qos_rules = qos_rules
         self._max_frame_bytes = max_frame_bytes
@@ -174,6 +176,7 @@ class TopicMirror:
     def stop(self) -> None:
         for task in list(self._sends):
             task.cancel()
+        self._batch.flush()  # before the fleet destroys the publishers
 
     def local_name(self, remote_topic: str) -> str:
         if remote_topic in (TF_TOPIC, TF_STATIC_TOPIC):
@@ -283,8 +286,7 @@ class TopicMirror:
         publisher = self._publisher(echo.topic, echo.type, type(message))
         if publisher is None:
             return
-        if publish_or_drop(publisher, message, self.drops):
-            self.stats.published += 1
+        self._batch.publish(publisher, message, self.drops, self.stats)
         if self._fleet_frame and echo.topic == TF_TOPIC and self._link_message_roots(message):
             self._publish_static(type(message))
 
@@ -293,8 +295,7 @@ class TopicMirror:
         publisher = self._publisher(echo.topic, echo.type, plan.cls)
         if publisher is None:
             return
-        if publish_or_drop(publisher, data, self.drops):
-            self.stats.published += 1
+        self._batch.publish(publisher, data, self.drops, self.stats)
         if self._fleet_frame and echo.topic == TF_TOPIC:
             prefix = self.codec.frame_prefix
             pairs = [(prefixed_frame(prefix, t.get('header', {}).get('frame_id', '')),

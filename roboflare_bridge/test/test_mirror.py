@@ -15,14 +15,18 @@
 
 import asyncio
 import json
+import logging
 import math
 
 import pytest
+import rclpy
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+from roboflare_bridge.counters import DropCounter
 from roboflare_bridge.emulator.sim import SimRobot
 from roboflare_bridge.mirror import frame_topic, StaticTransforms, TopicMirror
+from roboflare_bridge.publish_batch import PublishBatch
 from roboflare_bridge.rclpy_compat import fast_paths
-from roboflare_bridge.testing import fake_publishers, FakeStream
+from roboflare_bridge.testing import fake_publishers, FakePublisher, FakeStream
 from roboflare_bridge.topic_qos import qos_profile, QosRules
 
 
@@ -232,3 +236,52 @@ def test_one_latched_message_holds_every_robots_static_transforms():
     for name in ('robot_1', 'robot_2'):
         assert last[f'{name}/map'] == 'fleet' and last[f'{name}/laser'] == f'{name}/base_link'
         assert f'{name}/base_link' not in last  # its parent is odom, on /tf
+
+
+def test_a_loop_pass_publishes_its_messages_after_it_in_order(mirror):
+    # Text holding "false" takes the codec's path (a JSON boolean may be in it), the rest
+    # the CDR path: one topic's messages on both paths must keep their order.
+    texts = [f'{n} false' if n % 2 else str(n) for n in range(6)]
+
+    async def one_pass_then_the_next():
+        for text in texts:  # the frames of one pass of the loop
+            mirror.on_frame(echo('/status', 'std_msgs/msg/String', {'data': text}))
+        held = len(mirror.publishers['/roboflare/robot_1/status'].messages)
+        await asyncio.sleep(0)  # the next pass: the batch's callback was queued first
+        return held
+    assert asyncio.run(one_pass_then_the_next()) == 0
+    status = mirror.publishers['/roboflare/robot_1/status']
+    assert [m.data for m in status.messages] == texts
+    if fast_paths().cdr_publish:
+        assert status.serialised == 3
+    assert mirror.stats.published == 6
+
+
+def test_stopping_publishes_what_the_pass_holds(mirror):
+    async def hand_over_then_stop():
+        mirror.on_frame(echo('/status', 'std_msgs/msg/String', {'data': 'last words'}))
+        mirror.stop()  # then the fleet destroys the publishers: nothing may be left for them
+        return [m.data for m in mirror.publishers['/roboflare/robot_1/status'].messages]
+    assert asyncio.run(hand_over_then_stop()) == ['last words']
+
+
+class RefusingPublisher(FakePublisher):
+    def publish(self, message):
+        raise RuntimeError('the rmw refused it')
+
+
+def test_a_full_batch_publishes_at_once_and_a_refused_message_is_a_counted_drop():
+    kept, refused = FakePublisher(), RefusingPublisher()
+    drops = DropCounter(logging.getLogger(__name__), 'test')
+    batch = PublishBatch(limit=3)
+
+    async def hand_over():
+        for n in range(4):
+            batch.publish(refused if n == 1 else kept, n, drops)
+        return list(kept.messages)
+    rclpy.init()  # publish_or_drop counts failures only while ROS runs
+    try:
+        assert asyncio.run(hand_over()) == [0, 2]  # the limit reached, then one more held
+    finally:
+        rclpy.try_shutdown()
+    assert kept.messages == [0, 2, 3] and drops.snapshot() == {'publish failed': 1}
