@@ -33,7 +33,7 @@ import time
 from harness import ros_environment
 import numpy as np
 import rclpy
-from roboflare_bridge.camera import CameraMirror, JpegDecoder
+from roboflare_bridge.camera import CameraMirror, JpegDecoder, receipt_clock
 from roboflare_bridge.credentials import Token
 from roboflare_bridge.streams import StreamClient
 import simplejpeg
@@ -91,7 +91,7 @@ def passthrough(node, frame, count):
 
 def _passthrough(node, frame, count, port):
     mirror = CameraMirror('bench', '/bench', 'bench/camera', node.create_publisher,
-                          lambda: node.get_clock().now().to_msg(), None, 16 << 20)
+                          receipt_clock(node.get_clock()), None, 16 << 20)
     done = asyncio.Event()
 
     def on_frame(data):

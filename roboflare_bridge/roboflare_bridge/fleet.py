@@ -37,7 +37,7 @@ from roboflare_interfaces import msg
 
 from .api_client import ApiClient
 from .backoff import retry_backoff
-from .camera import CameraMirror, DecodeWorker
+from .camera import CameraMirror, DecodeWorker, receipt_clock
 from .capability import Capability, open_stream
 from .credentials import Token
 from .log_mirror import LogMirror
@@ -270,7 +270,7 @@ class Fleet:
             worker = self.decode_worker if config.decode_images else None
             capabilities.append(CameraMirror(
                 robot.ros_name, robot.namespace, robot.frame_prefix + config.camera_frame_id,
-                create_publisher, lambda: self._node.get_clock().now().to_msg(),
+                create_publisher, receipt_clock(self._node.get_clock()),
                 worker, config.camera_max_frame_bytes))
         if config.remote_logs:
             capabilities.append(LogMirror(robot.ros_name, robot.namespace, create_publisher))

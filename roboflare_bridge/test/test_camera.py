@@ -20,8 +20,11 @@ from builtin_interfaces.msg import Time
 import numpy as np
 from PIL import Image as PilImage
 import pytest
+import rclpy
+from rclpy.parameter import Parameter
 from roboflare_bridge.camera import (
     bgr8_message, CameraMirror, CameraStats, DecodeWorker, jpeg_size, JpegDecoder,
+    receipt_clock,
 )
 from roboflare_bridge.emulator.sim import CameraFeed
 from roboflare_bridge.rclpy_compat import fast_paths
@@ -29,7 +32,7 @@ from roboflare_bridge.testing import FakePublisher
 
 FEED = CameraFeed(160, 120)
 JPEG = FEED.frame(4)
-RECEIPT = Time(sec=1_700_000_000, nanosec=5)  # the node clock at receipt
+RECEIPT = (1_700_000_000, 5)  # the node clock at receipt
 
 
 def reference_bgr(jpeg):
@@ -133,7 +136,7 @@ def test_compressed_passthrough_keeps_the_bytes_and_stamps_on_receipt(worker):
     assert bytes(message.data) == JPEG
     assert (message.format, message.header.frame_id) == ('jpeg',
                                                          'robot_1/camera_optical_frame')
-    assert message.header.stamp == RECEIPT
+    assert message.header.stamp == Time(sec=RECEIPT[0], nanosec=RECEIPT[1])
     assert mirror.stats.width == 160 and mirror.stats.published == 1
 
 
@@ -148,7 +151,23 @@ def test_no_decode_without_subscribers_and_decode_with_one(worker):
     image = raw.messages[0]
     assert (image.width, image.height, image.encoding) == (160, 120, 'bgr8')
     assert image.header.frame_id == 'robot_1/camera_optical_frame'
+    assert image.header.stamp == Time(sec=RECEIPT[0], nanosec=RECEIPT[1])
     assert worker.decoder.calls == 1 and mirror.stats.decoded == 1
+
+
+def test_frames_are_stamped_by_the_node_clock_simulated_or_not(ros):
+    node = rclpy.create_node('camera_clock_test', context=ros.context)
+    try:
+        clock = node.get_clock()
+        now = receipt_clock(clock)
+        before = clock.now().nanoseconds
+        sec, nanosec = now()
+        assert before <= sec * 10 ** 9 + nanosec <= clock.now().nanoseconds
+        node.set_parameters([Parameter('use_sim_time', value=True)])
+        # Simulated time, and no /clock message yet: the clock reads zero, and so do stamps.
+        assert now() == clock.now().seconds_nanoseconds() == (0, 0)
+    finally:
+        node.destroy_node()
 
 
 @pytest.mark.parametrize('frame,reason', [

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 
-from builtin_interfaces.msg import Time
 from hypothesis import given, HealthCheck, settings, strategies as st
 import pytest
 from roboflare_bridge.camera import CameraMirror
@@ -97,8 +96,8 @@ def test_log_mirror_survives_any_records(batch):
                           st.binary(max_size=100).map(lambda b: b'\xff\xd8' + b + b'\xff\xd9')),
                 max_size=10))
 def test_camera_mirror_survives_any_frames(batch):
-    mirror = CameraMirror('r', '/r', 'r/cam', lambda *args: FakePublisher(), Time, None,
-                          1 << 20)
+    mirror = CameraMirror('r', '/r', 'r/cam', lambda *args: FakePublisher(), lambda: (0, 0),
+                          None, 1 << 20)
     for frame in batch:
         mirror.on_frame(frame)
     assert mirror.stats.published + mirror.drops.total <= len(batch)

@@ -179,7 +179,7 @@ def test_stream_compression_is_negotiated_only_where_asked(emulator):
         await asyncio.wait_for(task, 10)
         return extensions
     echo = TopicMirror('robot_1', '/r1', 'robot_1/', factory).stream_spec()
-    camera = CameraMirror('robot_1', '/r1', 'robot_1/camera', factory, lambda: None,
+    camera = CameraMirror('robot_1', '/r1', 'robot_1/camera', factory, lambda: (0, 0),
                           None, 1 << 20).stream_spec()
     assert asyncio.run(negotiated(echo, True)) == ['PerMessageDeflate']
     assert asyncio.run(negotiated(echo, False)) == []
