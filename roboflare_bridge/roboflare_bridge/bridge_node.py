@@ -230,7 +230,8 @@ def dump_stacks_on(signum: int) -> None:
 
     The main thread dumps, holding the GIL meanwhile, so the other threads' frames hold
     still: faulthandler.register's own handler reads them while they run and crashes the
-    process now and then (cpython#116008; test_faults).
+    process now and then (cpython#116008; test_faults). A signal another thread takes is
+    handled when the main thread's wait next wakes (main() waits 0.5 s at a time).
     """
     signal.signal(signum, lambda _signum, _frame: faulthandler.dump_traceback(all_threads=True))
 

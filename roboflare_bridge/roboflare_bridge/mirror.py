@@ -18,8 +18,9 @@ On every (re)connection the mirror lists the remote topics and subscribes to tho
 ``topics`` and ``deny_topics`` globs select. Each message frame is serialised straight from
 its JSON (cdr.py) or, when that fast path declines it, decoded by the codec (which judges
 bad input), with the robot's frame prefix applied to header frame ids, ``child_frame_id``
-and TF transforms, and published under the robot's namespace; remote ``/tf`` and ``/tf_static``
-go to the global topics so one rviz sees every robot. Latched topics are published
+and TF transforms, and published under the robot's namespace (a loop pass's messages
+together: publish_batch); remote ``/tf`` and ``/tf_static`` go to the global topics so one
+rviz sees every robot. Latched topics are published
 transient-local (topic_qos). A bad frame is dropped and counted, an unknown type is warned
 about once, a frame over ``echo_max_frame_bytes`` is refused by topic: nothing else stops.
 """
@@ -131,7 +132,7 @@ class TopicMirror:
         self.drops = DropCounter(_log, f'{robot_label} topics')
         self.topic_rates: Dict[str, int] = {}
         self._make_publisher = publisher_factory
-        self._batch = PublishBatch()
+        self._batch = PublishBatch(self.drops, self.stats)
         self._allow, self._deny = allow, deny
         self._qos_rules = qos_rules
         self._max_frame_bytes = max_frame_bytes
@@ -286,7 +287,7 @@ class TopicMirror:
         publisher = self._publisher(echo.topic, echo.type, type(message))
         if publisher is None:
             return
-        self._batch.publish(publisher, message, self.drops, self.stats)
+        self._batch.publish(publisher, message)
         if self._fleet_frame and echo.topic == TF_TOPIC and self._link_message_roots(message):
             self._publish_static(type(message))
 
@@ -295,7 +296,7 @@ class TopicMirror:
         publisher = self._publisher(echo.topic, echo.type, plan.cls)
         if publisher is None:
             return
-        self._batch.publish(publisher, data, self.drops, self.stats)
+        self._batch.publish(publisher, data)
         if self._fleet_frame and echo.topic == TF_TOPIC:
             prefix = self.codec.frame_prefix
             pairs = [(prefixed_frame(prefix, t.get('header', {}).get('frame_id', '')),

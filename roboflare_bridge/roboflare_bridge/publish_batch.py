@@ -19,7 +19,7 @@ sample) and the subscriber's listener on every write that finds them asleep. Pub
 by one as each frame is parsed, nearly every message paid for those wake-ups; gathered
 during a pass of the loop and published at the start of the next (each robot's mirror has
 a batch, and their callbacks run one after the other), most writes find the threads awake
-and the DDS code hot: a sixth less CPU per message, more messages per second (README,
+and the DDS code hot: a sixth to a fifth less CPU per message, more messages per second (README,
 Performance). A message waits for the rest of its pass, the other sockets' reads. Camera
 frames are not batched: 42 KB each, a few per pass, they measured dearer so.
 
@@ -30,7 +30,7 @@ handed over. Memory is bounded: a batch publishes at once when it holds ``limit`
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List, Optional, Protocol, Tuple
+from typing import Any, List, Protocol, Tuple
 
 from .counters import DropCounter, publish_or_drop
 
@@ -43,25 +43,27 @@ class PublishCounts(Protocol):
 
 class PublishBatch:
     """
-    Publishes handed over during one pass of the asyncio loop, made at the end of the pass.
+    One robot mirror's publishes handed over during a loop pass, made at the next's start.
 
     Used from the loop's thread only. Where no loop runs (a caller outside the bridge's
-    loop), each publish is made at once.
+    loop), each publish is made at once. Failures are counted in ``drops``, successes in
+    ``counts.published``.
     """
 
-    def __init__(self, limit: int = 256) -> None:
+    def __init__(self, drops: DropCounter, counts: PublishCounts, limit: int = 256) -> None:
+        self._drops = drops
+        self._counts = counts
         self._limit = limit
-        self._pending: List[Tuple[Any, Any, DropCounter, Optional[PublishCounts]]] = []
+        self._pending: List[Tuple[Any, Any]] = []
 
     @property
     def pending(self) -> int:
-        """How many messages wait for the end of the pass."""
+        """How many messages wait for the next pass."""
         return len(self._pending)
 
-    def publish(self, publisher: Any, payload: Any, drops: DropCounter,
-                counts: Optional[PublishCounts] = None) -> None:
-        """Publish ``payload`` (a message or serialised bytes) at the end of this pass."""
-        self._pending.append((publisher, payload, drops, counts))
+    def publish(self, publisher: Any, payload: Any) -> None:
+        """Publish ``payload`` (a message or serialised bytes) at the start of the next pass."""
+        self._pending.append((publisher, payload))
         if len(self._pending) == 1:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
@@ -71,11 +73,11 @@ class PublishBatch:
             self.flush()  # the callback already scheduled finds the batch empty or newer
 
     def flush(self) -> None:
-        """Publish everything handed over so far, in order; a failure is a counted drop."""
+        """Publish everything handed over so far, in order."""
         pending, self._pending = self._pending, []
-        for publisher, payload, drops, counts in pending:
-            if publish_or_drop(publisher, payload, drops) and counts is not None:
-                counts.published += 1
+        for publisher, payload in pending:
+            if publish_or_drop(publisher, payload, self._drops):
+                self._counts.published += 1
 
 
 __all__ = ['PublishBatch', 'PublishCounts']

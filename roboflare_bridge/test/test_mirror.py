@@ -23,7 +23,7 @@ import rclpy
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from roboflare_bridge.counters import DropCounter
 from roboflare_bridge.emulator.sim import SimRobot
-from roboflare_bridge.mirror import frame_topic, StaticTransforms, TopicMirror
+from roboflare_bridge.mirror import frame_topic, StaticTransforms, TopicMirror, TopicStats
 from roboflare_bridge.publish_batch import PublishBatch
 from roboflare_bridge.rclpy_compat import fast_paths
 from roboflare_bridge.testing import fake_publishers, FakePublisher, FakeStream
@@ -272,12 +272,12 @@ class RefusingPublisher(FakePublisher):
 
 def test_a_full_batch_publishes_at_once_and_a_refused_message_is_a_counted_drop():
     kept, refused = FakePublisher(), RefusingPublisher()
-    drops = DropCounter(logging.getLogger(__name__), 'test')
-    batch = PublishBatch(limit=3)
+    drops, stats = DropCounter(logging.getLogger(__name__), 'test'), TopicStats()
+    batch = PublishBatch(drops, stats, limit=3)
 
     async def hand_over():
         for n in range(4):
-            batch.publish(refused if n == 1 else kept, n, drops)
+            batch.publish(refused if n == 1 else kept, n)
         return list(kept.messages)
     rclpy.init()  # publish_or_drop counts failures only while ROS runs
     try:
@@ -285,3 +285,4 @@ def test_a_full_batch_publishes_at_once_and_a_refused_message_is_a_counted_drop(
     finally:
         rclpy.try_shutdown()
     assert kept.messages == [0, 2, 3] and drops.snapshot() == {'publish failed': 1}
+    assert stats.published == 3
