@@ -242,6 +242,17 @@ class RosHarness:
             stack = ''.join(traceback.format_stack(frame)) if frame else 'thread gone'
             raise RuntimeError(f"the test node's executor runs no task; it is at:\n{stack}")
 
+    def request(self, send: Callable[[], Any], timeout: float) -> Any:
+        """
+        Make an action client's request on the executor's thread; wait for the answer.
+
+        Jazzy's rclpy ActionClient registers a request's future after sending it, with no
+        lock: sent from another thread, an answer the executor takes in between is dropped
+        ("Ignoring unexpected ... response") and the future never completes (ros2/rclpy#1123,
+        seen in CI). On the executor's own thread nothing is taken in between.
+        """
+        return wait_future(wait_future(self.executor.create_task(send), timeout), timeout)
+
     def destroy(self, *entities: Any, timeout: float = 10.0) -> None:
         """Destroy subscriptions, clients, services, timers or action clients between two waits."""
         from rclpy.client import Client

@@ -176,9 +176,8 @@ class Goals:
             feedback.append(message.feedback)
             got_feedback.set()
         goal_uuid = goal_uuid or UUID(uuid=list(uuid.uuid4().bytes))
-        handle = wait_future(self.client.send_goal_async(
-            self.type.Goal(**fields), feedback_callback=on_feedback, goal_uuid=goal_uuid),
-            timeout)
+        handle = self.ros.request(lambda: self.client.send_goal_async(
+            self.type.Goal(**fields), feedback_callback=on_feedback, goal_uuid=goal_uuid), timeout)
         assert handle.accepted or accept_rejection
         return handle, feedback, got_feedback
 
@@ -196,7 +195,7 @@ def goals(ros, bridge):
 def test_deploy_to_success_with_ordered_feedback(goals, emulator):
     handle, feedback, _ = goals.send(release_id='rel_navstack_141',
                                      robot_ids=['rbt_0001', 'rbt_0002'])
-    result = wait_future(handle.get_result_async(), 20)
+    result = goals.ros.request(handle.get_result_async, 20)
     assert result.status == GoalStatus.STATUS_SUCCEEDED, result.result.error_message
     final = result.result.deployment
     assert result.result.success and final.status == 'succeeded' and final.progress == 1.0
@@ -215,7 +214,7 @@ def test_deploy_to_success_with_ordered_feedback(goals, emulator):
 def test_deploy_to_seeded_failure_aborts_with_the_reason(goals, emulator):
     emulator.world.timing.fail_robot_ids = {'rbt_0002'}
     handle, _, _ = goals.send(release_id='rel_navstack_141', robot_ids=['rbt_0001', 'rbt_0002'])
-    result = wait_future(handle.get_result_async(), 20)
+    result = goals.ros.request(handle.get_result_async, 20)
     assert result.status == GoalStatus.STATUS_ABORTED
     assert (result.result.success, result.result.error_code) == (False, 'failed')
     assert 'failed on 1 of 2 robots' in result.result.error_message
@@ -225,7 +224,7 @@ def test_deploy_to_seeded_failure_aborts_with_the_reason(goals, emulator):
 
 def test_deploy_of_unknown_release_aborts_with_not_found(goals):
     handle, _, _ = goals.send(release_id='rel_nope', robot_ids=['rbt_0001'])
-    result = wait_future(handle.get_result_async(), 20)
+    result = goals.ros.request(handle.get_result_async, 20)
     assert result.status == GoalStatus.STATUS_ABORTED
     assert (result.result.error_code, result.result.error_message) == (
         'not_found', 'release not found')
@@ -236,9 +235,9 @@ def test_cancel_mid_way_cancels_upstream(goals, emulator):
     handle, feedback, got_feedback = goals.send(release_id='rel_navstack_141',
                                                 robot_ids=['rbt_0003'])
     assert got_feedback.wait(10)
-    cancel = wait_future(handle.cancel_goal_async(), 10)
+    cancel = goals.ros.request(handle.cancel_goal_async, 10)
     assert len(cancel.goals_canceling) == 1
-    result = wait_future(handle.get_result_async(), 10)
+    result = goals.ros.request(handle.get_result_async, 10)
     assert result.status == GoalStatus.STATUS_CANCELED
     assert (result.result.success, result.result.error_code) == (False, 'cancelled')
     deployment_id = feedback[0].deployment_id
@@ -251,7 +250,7 @@ def test_three_concurrent_goals(goals, emulator):
     started = time.monotonic()
     sent = [goals.send(release_id='rel_navstack_141', robot_ids=[robot])
             for robot in ('rbt_0001', 'rbt_0002', 'rbt_0003')]
-    results = [wait_future(handle.get_result_async(), 30) for handle, _, _ in sent]
+    results = [goals.ros.request(handle.get_result_async, 30) for handle, _, _ in sent]
     assert [r.status for r in results] == [GoalStatus.STATUS_SUCCEEDED] * 3
     assert len({r.result.deployment.id for r in results}) == 3
     # Run side by side, not one after the other (each alone takes >= 1.6 s).
@@ -262,7 +261,7 @@ def test_deploy_config_to_success(ros, bridge, emulator):
     goals = Goals(ros, bridge, action.DeployConfig, 'deploy_config')
     try:
         handle, feedback, _ = goals.send(config_id='cfg_fleet_env', robot_ids=['rbt_0002'])
-        result = wait_future(handle.get_result_async(), 20)
+        result = goals.ros.request(handle.get_result_async, 20)
     finally:
         goals.destroy()
     assert result.status == GoalStatus.STATUS_SUCCEEDED
@@ -308,7 +307,7 @@ def test_goal_resent_with_same_uuid_after_restart_attaches_to_one_deployment(
                 break
             except TimeoutError:
                 continue
-        result = wait_future(handle.get_result_async(), 30)
+        result = goals.ros.request(handle.get_result_async, 30)
     finally:
         goals.destroy()
         proc.stop(signal.SIGINT)
@@ -327,8 +326,8 @@ def test_bridge_stays_idle_while_a_goal_waits(goals, emulator, bridge):
     started = time.monotonic()
     time.sleep(2.0)  # measuring CPU over a window, not waiting for an event
     used = (_cpu_ticks(bridge.proc.pid) - ticks) / 100 / (time.monotonic() - started)
-    wait_future(handle.cancel_goal_async(), 10)
-    wait_future(handle.get_result_async(), 10)
+    goals.ros.request(handle.cancel_goal_async, 10)
+    goals.ros.request(handle.get_result_async, 10)
     assert used < 0.5, f'bridge used {used:.0%} of a core while waiting'
 
 

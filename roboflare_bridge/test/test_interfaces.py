@@ -90,10 +90,10 @@ def test_action_goal_feedback_result_and_cancel_between_processes(ros, peer):
     feedback = []
     goal = actions.Deploy.Goal(release_id='rel_1', robot_ids=['rbt_a', 'rbt_b'])
     goal_uuid = UUID(uuid=list(uuid.uuid4().bytes))
-    handle = wait_future(client.send_goal_async(
+    handle = ros.request(lambda: client.send_goal_async(
         goal, feedback_callback=lambda m: feedback.append(m.feedback), goal_uuid=goal_uuid), 10)
     assert handle.accepted and bytes(handle.goal_id.uuid) == bytes(goal_uuid.uuid)
-    result = wait_future(handle.get_result_async(), 20)
+    result = ros.request(handle.get_result_async, 20)
     assert result.status == GoalStatus.STATUS_SUCCEEDED
     assert result.result.success and result.result.deployment.release_id == 'rel_1'
     assert list(result.result.deployment.robot_ids) == ['rbt_a', 'rbt_b']
@@ -102,12 +102,12 @@ def test_action_goal_feedback_result_and_cancel_between_processes(ros, peer):
     assert all([r.robot_id for r in f.robots] == ['rbt_a', 'rbt_b'] for f in feedback)
 
     first_feedback = threading.Event()
-    handle = wait_future(client.send_goal_async(
+    handle = ros.request(lambda: client.send_goal_async(
         goal, feedback_callback=lambda _: first_feedback.set()), 10)
     assert first_feedback.wait(10), 'no feedback before cancel'
-    cancel = wait_future(handle.cancel_goal_async(), 10)
+    cancel = ros.request(handle.cancel_goal_async, 10)
     assert len(cancel.goals_canceling) == 1
-    result = wait_future(handle.get_result_async(), 20)
+    result = ros.request(handle.get_result_async, 20)
     assert result.status == GoalStatus.STATUS_CANCELED
     assert result.result.error_code == 'cancelled'
     ros.destroy(client)
