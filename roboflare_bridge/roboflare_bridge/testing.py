@@ -242,16 +242,21 @@ class RosHarness:
             stack = ''.join(traceback.format_stack(frame)) if frame else 'thread gone'
             raise RuntimeError(f"the test node's executor runs no task; it is at:\n{stack}")
 
-    def request(self, send: Callable[[], Any], timeout: float) -> Any:
+    def on_executor(self, make: Callable[[], Any], timeout: float = 10.0) -> Any:
         """
-        Make an action client's request on the executor's thread; wait for the answer.
+        Run ``make`` on the executor's thread and return its result.
 
-        Jazzy's rclpy ActionClient registers a request's future after sending it, with no
-        lock: sent from another thread, an answer the executor takes in between is dropped
-        ("Ignoring unexpected ... response") and the future never completes (ros2/rclpy#1123,
-        seen in CI). On the executor's own thread nothing is taken in between.
+        For action clients, whose rclpy code races the executor's thread: Kilted's
+        ActionClient joins the node's wait set before it has its lock (the executor then dies
+        on an AttributeError, seen in CI), and Jazzy's registers a request's future after
+        sending it, so an answer taken in between is dropped ("Ignoring unexpected ...
+        response", ros2/rclpy#1123) and the future never completes.
         """
-        return wait_future(wait_future(self.executor.create_task(send), timeout), timeout)
+        return wait_future(self.executor.create_task(make), timeout)
+
+    def request(self, send: Callable[[], Any], timeout: float) -> Any:
+        """Make an action client's request on the executor's thread; wait for the answer."""
+        return wait_future(self.on_executor(send, timeout), timeout)
 
     def destroy(self, *entities: Any, timeout: float = 10.0) -> None:
         """Destroy subscriptions, clients, services, timers or action clients between two waits."""

@@ -164,7 +164,8 @@ class Goals:
 
     def __init__(self, ros, bridge, action_type=action.Deploy, name='deploy'):
         self.ros = ros
-        self.client = ActionClient(ros.node, action_type, bridge.name(name))
+        self.client = ros.on_executor(
+            lambda: ActionClient(ros.node, action_type, bridge.name(name)))
         assert self.client.wait_for_server(timeout_sec=30), bridge.log()
         self.type = action_type
 

@@ -84,7 +84,7 @@ def test_service_call_between_processes(ros, peer):
 
 
 def test_action_goal_feedback_result_and_cancel_between_processes(ros, peer):
-    client = ActionClient(ros.node, actions.Deploy, f'{peer}/deploy')
+    client = ros.on_executor(lambda: ActionClient(ros.node, actions.Deploy, f'{peer}/deploy'))
     assert client.wait_for_server(timeout_sec=20), 'peer action server never appeared'
 
     feedback = []
