@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import struct
+import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rosidl_parser import definition as idl
@@ -363,25 +364,40 @@ def _string_default(value: Any, default: str) -> str:
     raise NotEncodable
 
 
-_SEQUENCE_STRUCTS: Dict[Tuple[str, int], struct.Struct] = {}
+_SEQUENCE_STRUCTS: Dict[Tuple[str, int], Tuple[struct.Struct, struct.Struct]] = {}
 _SEQUENCE_STRUCTS_KEPT = 512  # sequence lengths vary: a bounded cache of their layouts
+# On a little-endian host, struct's native float and double packers are plain C casts, a
+# third cheaper than the little-endian ones (720 floats: 5.2 vs 7.8 us); integers gain
+# nothing. The native float32 cast turns an overflow into infinity instead of raising.
+_NATIVE_CODES = 'fd' if sys.byteorder == 'little' else ''
 
 
 def _pack_numbers(code: str, values: list) -> bytes:
-    # struct checks every element's type and range in C (float32 overflow included), and
-    # is faster than array.array; a Struct kept per length saves parsing its format.
-    layout = _SEQUENCE_STRUCTS.get((code, len(values)))
-    if layout is None:
+    # struct checks every element's type and range in C, and is faster than array.array or
+    # numpy for a list of Python numbers; Structs kept per length save parsing formats.
+    layouts = _SEQUENCE_STRUCTS.get((code, len(values)))
+    if layouts is None:
         if len(_SEQUENCE_STRUCTS) >= _SEQUENCE_STRUCTS_KEPT:
             _SEQUENCE_STRUCTS.clear()
-        layout = _SEQUENCE_STRUCTS[code, len(values)] = struct.Struct(f'<{len(values)}{code}')
+        checked = struct.Struct(f'<{len(values)}{code}')
+        native = struct.Struct(f'@{len(values)}{code}') if code in _NATIVE_CODES else checked
+        layouts = _SEQUENCE_STRUCTS[code, len(values)] = (native, checked)
+    native, checked = layouts
     try:
-        return layout.pack(*values)
-    except struct.error:
+        packed = native.pack(*values)
+    except (struct.error, OverflowError):
         if code not in 'fd':
             raise
-    # Scans mark beams out of range with NaN or infinity, which travel as null.
-    return layout.pack(*[_NAN if value is None else value for value in values])
+        # Scans mark beams out of range with NaN or infinity, which travel as null.
+        return checked.pack(*[_NAN if value is None else value for value in values])
+    # JSON has no infinity, so an infinite float32 is an overflow (or an infinite float
+    # from elsewhere): the little-endian packer tells the two apart, raising on overflow.
+    # Its sign-and-exponent byte is 0x7f or 0xff only for |x| >= 2 ** 127, inf and NaN.
+    if code == 'f' and native is not checked:
+        high = packed[3::4]
+        if 0x7f in high or 0xff in high:
+            return checked.pack(*values)
+    return packed
 
 
 __all__ = ['CdrEncoder', 'CompressedImageWriter', 'ENCAPSULATION', 'NotEncodable',
