@@ -17,12 +17,13 @@ Upstream log forwarding: ``/rosout`` -> spool -> the robot's ``logs/ws``, acknow
 Records at or above ``log_min_level`` from nodes not ignored are gathered into batches
 (500 records, 1 MiB or 0.25 s), each written to the spool before it is sent and removed
 only when the server acknowledges it. Up to ``MAX_IN_FLIGHT`` batches await their acks;
-one not acknowledged within the ack timeout is resent (the timeout doubles while acks
-stay away), one answered with an ``error`` is resent after a backoff, and everything
-unacknowledged is resent after a reconnect or a restart. While acks are missing nothing
-new is sent, and when one comes every batch in flight is resent first (go-back-N), so the
-store keeps each writer's order even when the server lost batches silently. Batch ids make
-resends harmless: at-least-once on the wire, exactly-once in the store.
+one answered with an ``error`` is resent after a backoff, and everything unacknowledged is
+resent after a reconnect or a restart. When an ack is overdue, nothing new is sent and only
+the oldest batch in flight is resent, alone, until it is acknowledged (the timeout doubling
+each time, up to 30 s); then every other batch in flight is resent in order (go-back-N)
+before anything new. One probe at a time means a server that lost batches silently stores
+them in each writer's order, however their timers had drifted apart. Batch ids make resends
+harmless: at-least-once on the wire, exactly-once in the store.
 
 A sample seen before (see rosout.py) is skipped: the keys of everything spooled by the
 previous run are checked for ``REPLAY_WINDOW_S`` after start, long past the 10 s that
@@ -98,8 +99,7 @@ class ForwarderStats:
 class _InFlight:
     entry: SpoolEntry
     first_sent: float
-    due: float  # when it is resent if no ack has come
-    timeouts: int = 0  # resends for a missing ack in a row: the timeout doubles with each
+    due: float  # when it is resent if no ack (or, after an error reply, no resend) has come
     after_error: bool = False
 
 
@@ -130,7 +130,8 @@ class LogForwarder:
         self._in_flight: Dict[str, _InFlight] = {}  # in send order
         self._sent_seq = 0  # entries up to this seq were sent on the current connection
         self._ack_timeout = ack_timeout_s
-        self._acks_missing = False  # no new sends, and logged once, until an ack comes
+        self._acks_missing = False  # only the oldest is resent, and logged once, until an ack
+        self._ack_timeouts_in_row = 0  # the probe's timeout doubles with each
         self._error_backoff = retry_backoff()
         self._sends: Set[asyncio.Task] = set()
         self._io = ThreadPoolExecutor(1, thread_name_prefix='roboflare-spool')
@@ -254,6 +255,7 @@ class LogForwarder:
         self._in_flight_changed()
         self._sent_seq = 0
         self._acks_missing = False  # everything unacknowledged goes again, in order
+        self._ack_timeouts_in_row = 0
         self._pump()
 
     def on_disconnect(self, stream: Any) -> None:
@@ -337,6 +339,7 @@ class LogForwarder:
         Go-back-N: whatever was sent while the server answered nothing may be lost, and it
         must reach the store ahead of the batches logged after it, which wait until now.
         """
+        self._ack_timeouts_in_row = 0
         if not self._acks_missing:
             return
         self._acks_missing = False
@@ -344,7 +347,7 @@ class LogForwarder:
         if stream is None:
             return
         for flight in self._in_flight.values():
-            flight.timeouts = 0
+            flight.after_error = False
             flight.due = now + self._ack_timeout
             self.stats.resends += 1
             self._send(stream, flight.entry)
@@ -372,23 +375,44 @@ class LogForwarder:
 
     def _resend_due(self) -> None:
         stream = self._stream
-        if stream is None:
+        if stream is None or not self._in_flight:
             return
         now = self.loop.time()
-        for flight in [f for f in self._in_flight.values() if f.due <= now]:
-            # In send order, so the store keeps the records' order.
-            if not flight.after_error:
-                flight.timeouts += 1
-                self.stats.ack_timeouts += 1
-                if not self._acks_missing:
-                    self._acks_missing = True
-                    _log.warning('no acknowledgement of log batch %s within %.1f s; resending '
-                                 'unacknowledged batches in order until acks come again',
-                                 flight.entry.batch_id, self._ack_timeout)
+        overdue = None
+        if not self._acks_missing:
+            overdue = next((f for f in self._in_flight.values()
+                            if not f.after_error and f.due <= now), None)
+            if overdue is None:
+                self._resend_refused(stream, now)
+                return
+            self._acks_missing = True
+            _log.warning('no acknowledgement of log batch %s within %.1f s; resending the '
+                         'oldest unacknowledged batch until acks come, then the rest in order',
+                         overdue.entry.batch_id, self._ack_timeout)
+        # The probe: the oldest alone, so nothing overtakes it on the way to the store.
+        oldest = next(iter(self._in_flight.values()))
+        if overdue is not None and overdue is not oldest:
+            self._ack_timeout_missed()  # the oldest was refused, or resent lately
+        if oldest.due > now:
+            return
+        if not oldest.after_error:
+            self._ack_timeout_missed()
+        oldest.after_error = False
+        oldest.due = now + self._ack_timeout_after(self._ack_timeouts_in_row)
+        self.stats.resends += 1
+        self._send(stream, oldest.entry)
+
+    def _resend_refused(self, stream: Any, now: float) -> None:
+        # Alone and in their place: a refused batch lands after those in flight behind it.
+        for flight in [f for f in self._in_flight.values() if f.after_error and f.due <= now]:
             flight.after_error = False
-            flight.due = now + self._ack_timeout_after(flight.timeouts)
+            flight.due = now + self._ack_timeout
             self.stats.resends += 1
             self._send(stream, flight.entry)
+
+    def _ack_timeout_missed(self) -> None:
+        self._ack_timeouts_in_row += 1
+        self.stats.ack_timeouts += 1
 
     def _ack_timeout_after(self, timeouts: int) -> float:
         return min(self._ack_timeout * 2 ** timeouts, max(MAX_ACK_TIMEOUT_S, self._ack_timeout))

@@ -407,7 +407,7 @@ def test_sends_in_order_resends_after_reconnect_and_removes_on_ack(tmp_path):
     assert forwarder.stats.in_flight == 0 and forwarder.stats.oldest_unacked_since is None
 
 
-def test_unacknowledged_batches_are_resent_in_order_with_a_growing_timeout(tmp_path):
+def test_a_missing_ack_makes_the_oldest_a_probe_then_the_rest_go_in_order(tmp_path):
     writer = Writer()
 
     async def scenario():
@@ -418,28 +418,87 @@ def test_unacknowledged_batches_are_resent_in_order_with_a_growing_timeout(tmp_p
             await feed(forwarder, [writer.publish(log(batch * 2 + i)) for i in range(2)])
         stream = FakeStream()
         await forwarder.on_connect(stream)
-        # The server keeps the socket open and never acknowledges: two rounds of resends.
-        while len(stream.sent) < 9:
+        # The server keeps the socket open and never acknowledges: the oldest goes twice.
+        while len(stream.sent) < 5:
             await asyncio.sleep(0.02)
+        await feed(forwarder, [writer.publish(log(6))])  # logged meanwhile: held back
+        await asyncio.sleep(0.05)
+        held_back = len(stream.sent)
         in_flight = forwarder.stats.in_flight
         waited = loop.time() - forwarder.stats.oldest_unacked_since
-        for frame in stream.sent:  # acks again, including duplicates for the resends
+        forwarder.on_frame(json.dumps({'type': 'ack', 'id': stream.sent[0]['id']}))
+        await asyncio.sleep(0)
+        for frame in stream.sent[5:]:
             forwarder.on_frame(json.dumps({'type': 'ack', 'id': frame['id']}))
         sent = len(stream.sent)
         await asyncio.sleep(0.5)  # nothing more may be resent once acknowledged
         resender.cancel()
-        return forwarder, stream, in_flight, waited, sent
-    forwarder, stream, in_flight, waited, sent = run(scenario())
+        return forwarder, stream, held_back, in_flight, waited, sent
+    forwarder, stream, held_back, in_flight, waited, sent = run(scenario())
     ids = [frame['id'] for frame in stream.sent]
-    assert ids[:3] == ids[3:6] == ids[6:9]  # each round in the original order
-    first, second, third = stream.sent_at[0], stream.sent_at[3], stream.sent_at[6]
+    assert len(set(ids[:3])) == 3 and ids[3] == ids[4] == ids[0]  # the probe, alone
+    first, second, third = stream.sent_at[0], stream.sent_at[3], stream.sent_at[4]
     # The timeout runs from the hand-over, a few ms before FakeStream stamps the send.
     slack = 0.01
     assert second - first >= 0.2 - slack and third - second >= 0.4 - slack  # it doubled
-    assert in_flight == 3 and waited >= 0.6
-    assert len(stream.sent) == sent
-    assert forwarder.stats.resends >= 6 and forwarder.stats.ack_timeouts == 6
-    assert forwarder.spool.records == 0 and forwarder.stats.acked_records == 6
+    assert held_back == 5 and in_flight == 3 and waited >= 0.6
+    # Its ack sends the other two again, in order, and only then the batch held back.
+    assert ids[5:7] == ids[1:3] and stream.sent[7]['records'][0]['msg'] == 'record 6'
+    assert len(stream.sent) == sent == 8
+    assert forwarder.stats.resends == 4 and forwarder.stats.ack_timeouts == 2
+    assert forwarder.spool.records == 0 and forwarder.stats.acked_records == 7
+
+
+class StoringServer:
+    """
+    A logs/ws server whose store fails silently, then recovers.
+
+    The first ``recovers_after`` frames are dropped without a word; after them batches are
+    stored in arrival order, once per id, and each is acknowledged.
+    """
+
+    def __init__(self, forwarder, recovers_after):
+        self.forwarder = forwarder
+        self.recovers_after = recovers_after
+        self.received = 0
+        self.stored_ids = set()
+        self.records = []
+
+    async def send(self, frame):
+        batch = json.loads(frame)
+        self.received += 1
+        if self.received > self.recovers_after:
+            if batch['id'] not in self.stored_ids:
+                self.stored_ids.add(batch['id'])
+                self.records += [r['msg'] for r in batch['records']]
+            ack = json.dumps({'type': 'ack', 'id': batch['id']})
+            asyncio.get_running_loop().call_soon(self.forwarder.on_frame, ack)
+        return True
+
+
+def test_a_store_recovering_between_resends_gets_each_writer_s_order(tmp_path):
+    writer = Writer()
+
+    async def scenario():
+        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop(), ack_timeout_s=0.2)
+        resender = asyncio.ensure_future(forwarder.run_resends())
+        # Two batches sent 0.1 s apart: their ack timers run 0.1 s apart too. The store
+        # comes back just after the first resend of the older one was lost.
+        server = StoringServer(forwarder, recovers_after=3)
+        await feed(forwarder, [writer.publish(log(i)) for i in range(3)])
+        await forwarder.on_connect(server)
+        await asyncio.sleep(0.1)
+        await feed(forwarder, [writer.publish(log(i)) for i in range(3, 6)])
+        await asyncio.wait_for(_until(lambda: forwarder.spool.records == 0), 10)
+        resender.cancel()
+        return server
+    server = run(scenario())
+    assert server.records == [f'record {i}' for i in range(6)]
+
+
+async def _until(condition):
+    while not condition():
+        await asyncio.sleep(0.02)
 
 
 def test_error_replies_are_resent_and_bad_requests_dropped(tmp_path):
