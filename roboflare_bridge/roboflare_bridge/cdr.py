@@ -52,7 +52,7 @@ _EMPTY: Dict[str, Any] = {}
 _MISSING = object()
 _NAN = float('nan')
 _ZEROS = tuple(bytes(n) for n in range(8))
-_U32 = tuple(struct.Struct(f'<{pad}xI') for pad in range(4))  # length, after its padding
+FRAME_IDS_KEPT = 256  # encoded frame ids per field: a robot has a handful of frames
 
 Put = Callable[[Any, List[bytes], int], int]
 
@@ -154,9 +154,8 @@ class _Compiler:
         self.encoder = encoder
         self.scope: Dict[str, Any] = {
             'NotEncodable': NotEncodable, 'EMPTY': _EMPTY, 'MISSING': _MISSING,
-            'ZEROS': _ZEROS, 'U32': _U32,
-            'b64decode': base64.b64decode, 'pack_numbers': _pack_numbers,
-            'string_default': _string_default,
+            'ZEROS': _ZEROS, 'b64decode': base64.b64decode,
+            'string_default': _string_default, 'frame_bytes': _frame_bytes,
             'prefixed_frame': prefixed_frame, 'NUL': b'\x00'}
         self.lines: List[str] = []
         self.segment = _Segment()
@@ -219,13 +218,11 @@ class _Compiler:
                 frame = (self.encoder.frame_prefix != ''
                          and ((name == 'frame_id' and owner == 'std_msgs/msg/Header')
                               or name == 'child_frame_id'))
-                self._flush()
                 self._string(f'{var}.get({name!r}, MISSING)', default,
                              getattr(kind, 'maximum_size', None), frame)
             elif isinstance(kind, idl.Array):
                 self._array(var, name, kind, default)
             elif isinstance(kind, idl.AbstractSequence):
-                self._flush()
                 self._sequence(var, name, kind)
             else:
                 raise Unsupported(f'{owner}.{name}')
@@ -244,18 +241,29 @@ class _Compiler:
 
     def _string(self, expression: str, default: str, bound: Optional[int], frame: bool) -> None:
         # Inline: a message has several strings, and a call per string shows in the profile.
+        # The length goes into the segment before it, so it costs no struct call of its own.
         value, data = self._name('t'), self._name('b')
-        self._emit(f'{value} = {expression}', f'if type({value}) is not str:',
-                   f'    {value} = string_default({value}, {self._constant(default)})')
-        if frame:  # a default keeps its frame id as it is (as in the codec)
-            self._emit('else:', f'    {value} = prefixed_frame('
-                       f'{self._constant(self.encoder.frame_prefix)}, {value})')
-        if bound is not None:
-            self._emit(f'if len({value}) > {bound}:', '    raise NotEncodable')
-        self._emit(f'{data} = {value}.encode()',
-                   f'if NUL in {data}:', '    raise NotEncodable  # rclpy would cut it there',
-                   f'parts.append(U32[-off & 3].pack(len({data}) + 1))',
-                   f'parts.append({data} + NUL)', f'off += (-off & 3) + 5 + len({data})')
+        self._emit(f'{value} = {expression}')
+        if frame and bound is None:  # a few ids over and over: encoded once each
+            cache = self._constant({})
+            self._emit(f'{data} = {cache}.get({value})', f'if {data} is None:',
+                       f'    {data} = frame_bytes({cache}, '
+                       f'{self._constant(self.encoder.frame_prefix)}, {value}, '
+                       f'{self._constant(default)})')
+        else:
+            self._emit(f'if type({value}) is not str:',
+                       f'    {value} = string_default({value}, {self._constant(default)})')
+            if frame:  # a default keeps its frame id as it is (as in the codec)
+                self._emit('else:', f'    {value} = prefixed_frame('
+                           f'{self._constant(self.encoder.frame_prefix)}, {value})')
+            if bound is not None:
+                self._emit(f'if len({value}) > {bound}:', '    raise NotEncodable')
+            self._emit(f'{data} = {value}.encode()', f'if NUL in {data}:',
+                       '    raise NotEncodable  # rclpy would cut it there',
+                       f'{data} += NUL')
+        self.segment.add('I', 1, f'len({data})')
+        self._flush()
+        self._emit(f'parts.append({data})', f'off += len({data})')
 
     def _array(self, var: str, name: str, kind: Any, default: Any) -> None:
         element, size = kind.value_type, kind.size
@@ -294,8 +302,8 @@ class _Compiler:
         self._emit(f'{count} = len({value})')
         if bound is not None:
             self._emit(f'if {count} > {bound}:', '    raise NotEncodable')
-        self._emit('parts.append(U32[-off & 3].pack(' + count + '))',
-                   'off += (-off & 3) + 4')
+        self.segment.add('I', 1, count)  # the length, in the segment before it
+        self._flush()
         if typename in BYTE_ELEMENTS:
             self._emit(f'parts.append({value})', f'off += {count}')
         elif isinstance(element, idl.BasicType):
@@ -306,7 +314,8 @@ class _Compiler:
             self._emit(f'if {count}:')
             if size == 8:  # after the 4-byte length, smaller elements are aligned already
                 self._emit('    pad = -off & 7', '    parts.append(ZEROS[pad])', '    off += pad')
-            self._emit(f'    parts.append(pack_numbers({code!r}, {value}))',
+            packer = self._constant(_PACKERS[code])
+            self._emit(f'    parts.append({packer}({value}))',
                        f'    off += {count} * {size}')
         elif isinstance(element, idl.AbstractString):
             item = self._name('i')
@@ -364,41 +373,64 @@ def _string_default(value: Any, default: str) -> str:
     raise NotEncodable
 
 
-_SEQUENCE_STRUCTS: Dict[Tuple[str, int], Tuple[struct.Struct, struct.Struct]] = {}
-_SEQUENCE_STRUCTS_KEPT = 512  # sequence lengths vary: a bounded cache of their layouts
+def _frame_bytes(cache: Dict[str, bytes], prefix: str, value: Any, default: str) -> bytes:
+    """Return a frame id field's bytes on the wire (NUL-terminated), cached if given."""
+    if type(value) is not str:
+        return _string_default(value, default).encode() + b'\x00'
+    data = prefixed_frame(prefix, value).encode()
+    if b'\x00' in data:
+        raise NotEncodable  # rclpy would cut it there
+    if len(cache) >= FRAME_IDS_KEPT:
+        cache.clear()
+    data = cache[value] = data + b'\x00'
+    return data
+
+
+_SEQUENCE_STRUCTS_KEPT = 512  # sequence lengths vary: a bounded cache of their layouts per code
 # On a little-endian host, struct's native float and double packers are plain C casts, a
 # third cheaper than the little-endian ones (720 floats: 5.2 vs 7.8 us); integers gain
 # nothing. The native float32 cast turns an overflow into infinity instead of raising.
 _NATIVE_CODES = 'fd' if sys.byteorder == 'little' else ''
 
 
-def _pack_numbers(code: str, values: list) -> bytes:
-    # struct checks every element's type and range in C, and is faster than array.array or
-    # numpy for a list of Python numbers; Structs kept per length save parsing formats.
-    layouts = _SEQUENCE_STRUCTS.get((code, len(values)))
-    if layouts is None:
-        if len(_SEQUENCE_STRUCTS) >= _SEQUENCE_STRUCTS_KEPT:
-            _SEQUENCE_STRUCTS.clear()
-        checked = struct.Struct(f'<{len(values)}{code}')
-        native = struct.Struct(f'@{len(values)}{code}') if code in _NATIVE_CODES else checked
-        layouts = _SEQUENCE_STRUCTS[code, len(values)] = (native, checked)
-    native, checked = layouts
-    try:
-        packed = native.pack(*values)
-    except (struct.error, OverflowError):
-        if code not in 'fd':
-            raise
-        # Scans mark beams out of range with NaN or infinity, which travel as null.
-        return checked.pack(*[_NAN if value is None else value for value in values])
-    # JSON has no infinity, so an infinite float32 is an overflow (or an infinite float
-    # from elsewhere): the little-endian packer tells the two apart, raising on overflow.
-    # Its sign-and-exponent byte is 0x7f or 0xff only for |x| >= 2 ** 127, inf and NaN.
-    if code == 'f' and native is not checked:
-        high = packed[3::4]
-        if 0x7f in high or 0xff in high:
-            return checked.pack(*values)
-    return packed
+def _number_packer(code: str) -> Callable[[list], bytes]:
+    """
+    Return a packer of a list of Python numbers as a sequence of ``code``'s elements.
 
+    struct checks every element's type and range in C, and is faster than array.array or
+    numpy for a list of Python numbers; Structs kept per length save parsing formats.
+    """
+    layouts: Dict[int, Tuple[struct.Struct, struct.Struct]] = {}
+
+    def layouts_for(count: int) -> Tuple[struct.Struct, struct.Struct]:
+        if len(layouts) >= _SEQUENCE_STRUCTS_KEPT:
+            layouts.clear()
+        checked = struct.Struct(f'<{count}{code}')
+        native = struct.Struct(f'@{count}{code}') if code in _NATIVE_CODES else checked
+        layouts[count] = (native, checked)
+        return native, checked
+
+    def pack(values: list) -> bytes:
+        native, checked = layouts.get(len(values)) or layouts_for(len(values))
+        try:
+            packed = native.pack(*values)
+        except (struct.error, OverflowError):
+            if code not in 'fd':
+                raise
+            # Scans mark beams out of range with NaN or infinity, which travel as null.
+            return checked.pack(*[_NAN if value is None else value for value in values])
+        # JSON has no infinity, so an infinite float32 is an overflow (or an infinite float
+        # from elsewhere): the little-endian packer tells the two apart, raising on overflow.
+        # Its sign-and-exponent byte is 0x7f or 0xff only for |x| >= 2 ** 127, inf and NaN.
+        if code == 'f' and native is not checked:
+            high = packed[3::4]
+            if 0x7f in high or 0xff in high:
+                return checked.pack(*values)
+        return packed
+    return pack
+
+
+_PACKERS = {code: _number_packer(code) for code in set(STRUCT_CODES.values())}
 
 __all__ = ['CdrEncoder', 'CompressedImageWriter', 'ENCAPSULATION', 'NotEncodable',
            'Unsupported', 'may_hold_booleans']

@@ -181,6 +181,14 @@ def test_frame_ids_are_prefixed_like_the_codec_and_empty_ones_stay_empty():
                                   message_class('tf2_msgs/msg/TFMessage'))
     assert [(t.header.frame_id, t.child_frame_id) for t in message.transforms] == [
         ('robot_1/odom', 'robot_1/base_link'), ('', '')]
+    # Frame ids are encoded once and then reused: the reuse, past the cache's bound too.
+    for frame_id in ['/odom'] + [f'frame_{i}' for i in range(600)] + ['/odom']:
+        obj = {'header': {'frame_id': frame_id}, 'child_frame_id': frame_id}
+        same_as_rclpy(ENCODER.encode('nav_msgs/msg/Odometry', obj),
+                      CODEC.decode('nav_msgs/msg/Odometry', obj))
+    for frame_id in (['odom'], {'a': 1}, 5, None, 'a\x00b'):
+        with pytest.raises(NotEncodable):
+            ENCODER.encode('nav_msgs/msg/Odometry', {'header': {'frame_id': frame_id}})
 
 
 def test_unknown_types_are_not_supported():
