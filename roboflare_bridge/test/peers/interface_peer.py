@@ -18,6 +18,8 @@ It checks that the generated types travel between processes over real DDS; the b
 own behaviour is tested elsewhere.
 """
 
+import faulthandler
+import signal
 import time
 
 import rclpy
@@ -70,6 +72,9 @@ class InterfacePeer(Node):
 
 
 def main() -> None:
+    # A stop that hangs (the test's SIGUSR1 before its SIGKILL) leaves the stacks in the log,
+    # even while the main thread waits in rcl or DDS code.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init()
     node = InterfacePeer()
     executor = MultiThreadedExecutor()
