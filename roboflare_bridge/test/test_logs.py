@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import json
 import os
+import random
 import struct
 
 from builtin_interfaces.msg import Time
@@ -25,6 +26,7 @@ import pytest
 from rcl_interfaces.msg import Log
 from rclpy.serialization import serialize_message
 from roboflare_bridge import log_forwarder
+from roboflare_bridge.backoff import Backoff
 from roboflare_bridge.frames import LogRecord, MAX_BATCH_BYTES, parse_log_record
 from roboflare_bridge.log_forwarder import LogForwarder
 from roboflare_bridge.log_mirror import log_message
@@ -447,6 +449,48 @@ def test_a_missing_ack_makes_the_oldest_a_probe_then_the_rest_go_in_order(tmp_pa
     assert len(stream.sent) == sent == 8
     assert forwarder.stats.resends == 4 and forwarder.stats.ack_timeouts == 2
     assert forwarder.spool.records == 0 and forwarder.stats.acked_records == 7
+
+
+class HighestDraw(random.Random):
+    """Backoff delays at their bound: a refused batch waits exactly 0.5 s."""
+
+    def uniform(self, a, b):
+        return b
+
+
+def test_while_acks_are_missing_a_refused_oldest_batch_is_not_overtaken(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(log_forwarder, 'retry_backoff',
+                        lambda: Backoff(initial=0.5, cap=30.0, rng=HighestDraw()))
+    writer = Writer()
+
+    async def scenario():
+        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop(), ack_timeout_s=0.2)
+        resender = asyncio.ensure_future(forwarder.run_resends())
+        for batch in range(3):
+            await feed(forwarder, [writer.publish(log(batch))])
+        stream = FakeStream()
+        await forwarder.on_connect(stream)
+        await asyncio.sleep(0)
+        refused = stream.sent[0]['id']  # the others' acks never come
+        forwarder.on_frame(json.dumps({'type': 'error', 'id': refused, 'error': {
+            'code': 'internal_server_error', 'message': 'later'}}))
+        await asyncio.wait_for(_until(lambda: len(stream.sent) >= 4), 10)
+        resent_alone = [frame['id'] for frame in stream.sent[3:]]
+        forwarder.on_frame(json.dumps({'type': 'ack', 'id': refused}))
+        await asyncio.sleep(0)
+        for frame in stream.sent[4:]:
+            forwarder.on_frame(json.dumps({'type': 'ack', 'id': frame['id']}))
+        resender.cancel()
+        return forwarder, stream, resent_alone
+    forwarder, stream, resent_alone = run(scenario())
+    ids = [frame['id'] for frame in stream.sent]
+    # The younger two timed out first, but the refused oldest went alone, after its
+    # backoff, and they followed it in order once it was acknowledged.
+    assert resent_alone == [ids[0]] and ids[4:] == ids[1:3]
+    assert stream.sent_at[3] - stream.sent_at[0] >= 0.4  # the backoff, not the ack timeout
+    assert forwarder.spool.records == 0 and forwarder.stats.acked_records == 3
+    assert forwarder.stats.ack_timeouts >= 1 and forwarder.stats.error_replies == 1
 
 
 class StoringServer:
