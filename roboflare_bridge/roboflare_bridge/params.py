@@ -107,8 +107,8 @@ DESCRIPTIONS = {
     'log_ignore_nodes': 'nodes whose /rosout records are never forwarded',
     'spool_dir': 'directory of the on-disk spool of unacknowledged log batches',
     'spool_max_bytes': 'spool size limit; the oldest records are dropped beyond it',
-    'log_ack_timeout_s': 'a log batch not acknowledged within this is resent (doubling '
-                         'while acks stay away, up to 120 s)',
+    'log_ack_timeout_s': 'a log batch not acknowledged within this is resent (the oldest '
+                         'alone, doubling up to 30 s while acks stay away)',
     'request_timeout_s': 'bound on every control-plane call, service or action step',
     'deploy_poll_interval_s': 'how often a deploy goal polls its deployment',
     'diagnostics_period_s': 'period of /diagnostics',
