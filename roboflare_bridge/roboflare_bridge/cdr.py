@@ -155,8 +155,7 @@ class _Compiler:
         self.scope: Dict[str, Any] = {
             'NotEncodable': NotEncodable, 'EMPTY': _EMPTY, 'MISSING': _MISSING,
             'ZEROS': _ZEROS, 'b64decode': base64.b64decode,
-            'string_default': _string_default, 'frame_bytes': _frame_bytes,
-            'prefixed_frame': prefixed_frame, 'NUL': b'\x00'}
+            'string_default': _string_default, 'frame_bytes': _frame_bytes, 'NUL': b'\x00'}
         self.lines: List[str] = []
         self.segment = _Segment()
         self.counter = 0
@@ -244,18 +243,15 @@ class _Compiler:
         # The length goes into the segment before it, so it costs no struct call of its own.
         value, data = self._name('t'), self._name('b')
         self._emit(f'{value} = {expression}')
-        if frame and bound is None:  # a few ids over and over: encoded once each
+        if frame:  # a few ids over and over: encoded once each
             cache = self._constant({})
             self._emit(f'{data} = {cache}.get({value})', f'if {data} is None:',
                        f'    {data} = frame_bytes({cache}, '
                        f'{self._constant(self.encoder.frame_prefix)}, {value}, '
-                       f'{self._constant(default)})')
+                       f'{self._constant(default)}, {bound})')
         else:
             self._emit(f'if type({value}) is not str:',
                        f'    {value} = string_default({value}, {self._constant(default)})')
-            if frame:  # a default keeps its frame id as it is (as in the codec)
-                self._emit('else:', f'    {value} = prefixed_frame('
-                           f'{self._constant(self.encoder.frame_prefix)}, {value})')
             if bound is not None:
                 self._emit(f'if len({value}) > {bound}:', '    raise NotEncodable')
             self._emit(f'{data} = {value}.encode()', f'if NUL in {data}:',
@@ -373,11 +369,15 @@ def _string_default(value: Any, default: str) -> str:
     raise NotEncodable
 
 
-def _frame_bytes(cache: Dict[str, bytes], prefix: str, value: Any, default: str) -> bytes:
-    """Return a frame id field's bytes on the wire (NUL-terminated), cached if given."""
-    if type(value) is not str:
+def _frame_bytes(cache: Dict[str, bytes], prefix: str, value: Any, default: str,
+                 bound: Optional[int]) -> bytes:
+    """Return a frame id field's bytes on the wire (NUL-terminated); remember a given id's."""
+    if type(value) is not str:  # a default keeps its frame id as it is (as in the codec)
         return _string_default(value, default).encode() + b'\x00'
-    data = prefixed_frame(prefix, value).encode()
+    text = prefixed_frame(prefix, value)
+    if bound is not None and len(text) > bound:
+        raise NotEncodable
+    data = text.encode()
     if b'\x00' in data:
         raise NotEncodable  # rclpy would cut it there
     if len(cache) >= FRAME_IDS_KEPT:

@@ -347,10 +347,7 @@ class LogForwarder:
         if stream is None:
             return
         for flight in self._in_flight.values():
-            flight.after_error = False
-            flight.due = now + self._ack_timeout
-            self.stats.resends += 1
-            self._send(stream, flight.entry)
+            self._resend(stream, flight, now + self._ack_timeout)
 
     def _forget(self, entry: SpoolEntry) -> None:
         self._in_flight.pop(entry.batch_id, None)
@@ -378,7 +375,8 @@ class LogForwarder:
         if stream is None or not self._in_flight:
             return
         now = self.loop.time()
-        overdue = None
+        # The probe: the oldest alone, so nothing overtakes it on the way to the store.
+        oldest = next(iter(self._in_flight.values()))
         if not self._acks_missing:
             overdue = next((f for f in self._in_flight.values()
                             if not f.after_error and f.due <= now), None)
@@ -389,26 +387,24 @@ class LogForwarder:
             _log.warning('no acknowledgement of log batch %s within %.1f s; resending the '
                          'oldest unacknowledged batch until acks come, then the rest in order',
                          overdue.entry.batch_id, self._ack_timeout)
-        # The probe: the oldest alone, so nothing overtakes it on the way to the store.
-        oldest = next(iter(self._in_flight.values()))
-        if overdue is not None and overdue is not oldest:
-            self._ack_timeout_missed()  # the oldest was refused, or resent lately
+            if overdue is not oldest:
+                self._ack_timeout_missed()  # the oldest was refused, or resent lately
         if oldest.due > now:
             return
         if not oldest.after_error:
             self._ack_timeout_missed()
-        oldest.after_error = False
-        oldest.due = now + self._ack_timeout_after(self._ack_timeouts_in_row)
-        self.stats.resends += 1
-        self._send(stream, oldest.entry)
+        self._resend(stream, oldest, now + self._ack_timeout_after(self._ack_timeouts_in_row))
 
     def _resend_refused(self, stream: Any, now: float) -> None:
         # Alone and in their place: a refused batch lands after those in flight behind it.
         for flight in [f for f in self._in_flight.values() if f.after_error and f.due <= now]:
-            flight.after_error = False
-            flight.due = now + self._ack_timeout
-            self.stats.resends += 1
-            self._send(stream, flight.entry)
+            self._resend(stream, flight, now + self._ack_timeout)
+
+    def _resend(self, stream: Any, flight: _InFlight, due: float) -> None:
+        flight.after_error = False
+        flight.due = due
+        self.stats.resends += 1
+        self._send(stream, flight.entry)
 
     def _ack_timeout_missed(self) -> None:
         self._ack_timeouts_in_row += 1
