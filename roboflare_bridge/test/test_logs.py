@@ -251,6 +251,24 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def connected(tmp_path, batches, ack_timeout_s):
+    """Spool ``batches`` (record numbers each), connect a FakeStream, start the resends."""
+    forwarder = make_forwarder(tmp_path, asyncio.get_running_loop(), ack_timeout_s=ack_timeout_s)
+    resender = asyncio.ensure_future(forwarder.run_resends())
+    writer = Writer()
+    for batch in batches:
+        await feed(forwarder, [writer.publish(log(i)) for i in batch])
+    stream = FakeStream()
+    await forwarder.on_connect(stream)
+    await asyncio.sleep(0)
+    return forwarder, resender, stream, writer
+
+
+async def until(condition):
+    while not condition():
+        await asyncio.sleep(0.02)
+
+
 def test_filters_levels_and_ignored_nodes(tmp_path):
     writer = Writer()
 
@@ -410,19 +428,12 @@ def test_sends_in_order_resends_after_reconnect_and_removes_on_ack(tmp_path):
 
 
 def test_a_missing_ack_makes_the_oldest_a_probe_then_the_rest_go_in_order(tmp_path):
-    writer = Writer()
-
     async def scenario():
         loop = asyncio.get_running_loop()
-        forwarder = make_forwarder(tmp_path, loop, ack_timeout_s=0.2)
-        resender = asyncio.ensure_future(forwarder.run_resends())
-        for batch in range(3):
-            await feed(forwarder, [writer.publish(log(batch * 2 + i)) for i in range(2)])
-        stream = FakeStream()
-        await forwarder.on_connect(stream)
+        forwarder, resender, stream, writer = await connected(
+            tmp_path, [(0, 1), (2, 3), (4, 5)], ack_timeout_s=0.2)
         # The server keeps the socket open and never acknowledges: the oldest goes twice.
-        while len(stream.sent) < 5:
-            await asyncio.sleep(0.02)
+        await until(lambda: len(stream.sent) >= 5)
         await feed(forwarder, [writer.publish(log(6))])  # logged meanwhile: held back
         await asyncio.sleep(0.05)
         held_back = len(stream.sent)
@@ -462,20 +473,14 @@ def test_while_acks_are_missing_a_refused_oldest_batch_is_not_overtaken(
         tmp_path, monkeypatch):
     monkeypatch.setattr(log_forwarder, 'retry_backoff',
                         lambda: Backoff(initial=0.5, cap=30.0, rng=HighestDraw()))
-    writer = Writer()
 
     async def scenario():
-        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop(), ack_timeout_s=0.2)
-        resender = asyncio.ensure_future(forwarder.run_resends())
-        for batch in range(3):
-            await feed(forwarder, [writer.publish(log(batch))])
-        stream = FakeStream()
-        await forwarder.on_connect(stream)
-        await asyncio.sleep(0)
+        forwarder, resender, stream, _ = await connected(tmp_path, [(0,), (1,), (2,)],
+                                                         ack_timeout_s=0.2)
         refused = stream.sent[0]['id']  # the others' acks never come
         forwarder.on_frame(json.dumps({'type': 'error', 'id': refused, 'error': {
             'code': 'internal_server_error', 'message': 'later'}}))
-        await asyncio.wait_for(_until(lambda: len(stream.sent) >= 4), 10)
+        await asyncio.wait_for(until(lambda: len(stream.sent) >= 4), 10)
         resent_alone = [frame['id'] for frame in stream.sent[3:]]
         forwarder.on_frame(json.dumps({'type': 'ack', 'id': refused}))
         await asyncio.sleep(0)
@@ -533,29 +538,17 @@ def test_a_store_recovering_between_resends_gets_each_writer_s_order(tmp_path):
         await forwarder.on_connect(server)
         await asyncio.sleep(0.1)
         await feed(forwarder, [writer.publish(log(i)) for i in range(3, 6)])
-        await asyncio.wait_for(_until(lambda: forwarder.spool.records == 0), 10)
+        await asyncio.wait_for(until(lambda: forwarder.spool.records == 0), 10)
         resender.cancel()
         return server
     server = run(scenario())
     assert server.records == [f'record {i}' for i in range(6)]
 
 
-async def _until(condition):
-    while not condition():
-        await asyncio.sleep(0.02)
-
-
 def test_error_replies_are_resent_and_bad_requests_dropped(tmp_path):
-    writer = Writer()
-
     async def scenario():
-        forwarder = make_forwarder(tmp_path, asyncio.get_running_loop(), ack_timeout_s=30)
-        resender = asyncio.ensure_future(forwarder.run_resends())
-        for i in range(3):
-            await feed(forwarder, [writer.publish(log(i))])
-        stream = FakeStream()
-        await forwarder.on_connect(stream)
-        await asyncio.sleep(0)
+        forwarder, resender, stream, _ = await connected(tmp_path, [(0,), (1,), (2,)],
+                                                         ack_timeout_s=30)
         bad, busy, fine = stream.sent
         forwarder.on_frame(json.dumps({'type': 'error', 'id': bad['id'],
                                        'error': {'code': 'bad_request', 'message': 'no'}}))
