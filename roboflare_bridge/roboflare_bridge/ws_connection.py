@@ -34,13 +34,15 @@ import logging
 import os
 import socket
 import ssl
-from typing import Callable, Dict, List, Optional, Union
+from collections import deque
+from typing import Callable, Deque, Dict, Generator, List, Optional, Union
 from urllib.parse import unquote, urlsplit
 import urllib.request
 
 from websockets.exceptions import ConnectionClosed, InvalidState
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 from websockets.uri import parse_uri
 
 try:  # websockets' own client, for one-shot exchanges (rviz_config's topic list, tests)
@@ -58,6 +60,117 @@ except ImportError:  # websockets 10.4 (Ubuntu 24.04): the same core under its f
 Message = Union[str, bytes]
 
 _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY)
+
+
+class ChunkReader(StreamReader):
+    """
+    websockets' StreamReader, with frames read out of the received chunks themselves.
+
+    The stock reader appends every chunk to one bytearray and slices each read out of it as
+    a bytearray, which the bridge then turned into bytes: three copies of each byte of a
+    camera frame. Here a read inside one chunk is one slice of it, as bytes (a whole chunk is
+    not copied at all), and only a read across chunks joins them. Line reads (the opening
+    handshake's response) stay the stock reader's, on its buffer: the unread bytes move to
+    wherever the next read looks for them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._head = b''  # the chunk being read, from _start on; then _tail's, in order
+        self._start = 0
+        self._tail: Deque[bytes] = deque()
+        self._tail_size = 0
+        self._in_chunks = False  # whether feed_data appends to the chunks or to self.buffer
+
+    def feed_data(self, data: bytes) -> None:
+        if not self._in_chunks:
+            super().feed_data(data)
+        elif self.eof:
+            raise EOFError('stream ended')
+        elif data:
+            if self._start == len(self._head) and not self._tail:
+                self._head, self._start = bytes(data), 0
+            else:
+                self._tail.append(bytes(data))
+                self._tail_size += len(data)
+
+    def read_exact(self, n: int) -> Generator[None, None, bytes]:
+        start = self._start
+        if start + n <= len(self._head):  # most reads: inside the chunk being read
+            self._start = start + n
+            return self._head[start:start + n]
+        if not self._in_chunks:
+            self._use_chunks()
+        while self._unread() < n:
+            if self.eof:
+                raise EOFError(f'stream ends after {self._unread()} bytes, expected {n} bytes')
+            yield
+        return self._take(n)
+
+    def at_eof(self) -> Generator[None, None, bool]:
+        if not self._in_chunks:
+            self._use_chunks()
+        while True:
+            if self._unread():
+                return False
+            if self.eof:
+                return True
+            yield
+
+    def read_line(self, m: int, *args: type) -> Generator[None, None, bytes]:
+        self._use_buffer()
+        return (yield from super().read_line(m, *args))
+
+    def read_to_eof(self, m: int, *args: type) -> Generator[None, None, bytes]:
+        self._use_buffer()
+        return (yield from super().read_to_eof(m, *args))
+
+    def discard(self) -> None:
+        super().discard()
+        self._head, self._start = b'', 0
+        self._tail.clear()
+        self._tail_size = 0
+
+    def _unread(self) -> int:
+        return len(self._head) - self._start + self._tail_size
+
+    def _use_chunks(self) -> None:
+        self._in_chunks = True
+        if self.buffer:  # bytes that came with the handshake's response
+            self._head, self._start = bytes(self.buffer), 0
+            del self.buffer[:]
+
+    def _use_buffer(self) -> None:
+        if self._in_chunks:
+            self._in_chunks = False
+            self.buffer += self._take(self._unread())
+            self._head, self._start = b'', 0
+
+    def _take(self, n: int) -> bytes:
+        """Return the next ``n`` bytes, which have arrived, whichever chunks hold them."""
+        head, start = self._head, self._start
+        if start + n <= len(head):
+            self._start = start + n
+            return head[start:start + n]
+        parts = [head[start:]]
+        n -= len(head) - start
+        while True:
+            head = self._tail.popleft()
+            self._tail_size -= len(head)
+            if n <= len(head):
+                self._head, self._start = head, n
+                parts.append(head[:n])
+                return b''.join(parts)
+            parts.append(head)
+            n -= len(head)
+
+
+def read_in_chunks(protocol: ClientProtocol) -> ClientProtocol:
+    """Give a new protocol a ChunkReader; its parser restarts on it (before any data)."""
+    protocol.reader = ChunkReader()
+    protocol.parser = protocol.parse()
+    next(protocol.parser)
+    return protocol
 
 
 class WebSocketConnection(asyncio.Protocol):
@@ -236,10 +349,10 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _deliver(self, opcode: Opcode, data: bytes) -> None:
         if opcode is Opcode.BINARY:
-            self._on_message(bytes(data))
+            self._on_message(data)  # bytes already: ChunkReader's, or a join of fragments
             return
         try:
-            text = bytes(data).decode()
+            text = data.decode()
         except UnicodeDecodeError as exc:  # RFC 6455 7.1.7: not text, end the connection
             self.protocol.fail(1007, f'{exc.reason} at position {exc.start}')
             return
@@ -273,9 +386,9 @@ async def open_connection(url: str, on_message: Callable[[Message], None], *,
     does for the API.
     """
     uri = parse_uri(url)
-    protocol = ClientProtocol(
+    protocol = read_in_chunks(ClientProtocol(
         uri, extensions=enable_client_permessage_deflate(None) if compression else None,
-        max_size=max_size, logger=logger)
+        max_size=max_size, logger=logger))
     protocol.send_request(protocol.connect())
     if uri.secure and ssl_context is None:
         ssl_context = ssl.create_default_context()
@@ -343,4 +456,4 @@ async def tunnel(proxy_url: str, host: str, port: int) -> socket.socket:
     return sock
 
 
-__all__ = ['Message', 'WebSocketConnection', 'open_connection', 'websockets_connect']
+__all__ = ['ChunkReader', 'Message', 'WebSocketConnection', 'open_connection', 'websockets_connect']

@@ -20,6 +20,7 @@ and those are what the connection must get right.
 """
 
 import asyncio
+import random
 import shutil
 import ssl
 import subprocess
@@ -27,12 +28,19 @@ from typing import List, Optional
 
 import pytest
 from roboflare_bridge.streams import handshake_status
-from roboflare_bridge.ws_connection import open_connection
+from roboflare_bridge.ws_connection import ChunkReader, open_connection, read_in_chunks
+from websockets.extensions.permessage_deflate import (
+    enable_client_permessage_deflate, enable_server_permessage_deflate,
+)
 from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+from websockets.uri import parse_uri
 
 try:  # websockets >= 11
+    from websockets.client import ClientProtocol as StockClient
     from websockets.server import ServerProtocol
 except ImportError:  # websockets 10.4
+    from websockets.client import ClientConnection as StockClient  # type: ignore
     from websockets.server import ServerConnection as ServerProtocol  # type: ignore
 
 
@@ -352,3 +360,104 @@ def test_wss_through_a_proxy_verifies_the_servers_certificate_for_its_name(proxy
         return proxy.requests, messages
     requests, messages = asyncio.run(scenario())
     assert messages == ['over tls'] and requests[0].startswith('CONNECT localhost:')
+
+
+# -- ChunkReader against websockets' own StreamReader --------------------------------------
+
+def outcomes(reader, ops, chunks):
+    """Run reads in order, feeding chunks ahead as told and (then EOF) whenever one waits."""
+    chunks, results = list(chunks), []
+    for name, args, ahead in ops:
+        for _ in range(min(ahead, len(chunks))):
+            reader.feed_data(chunks.pop(0))
+        if name == 'discard':
+            reader.discard()
+            continue
+        read = getattr(reader, name)(*args)
+        while True:
+            try:
+                next(read)
+            except StopIteration as done:
+                value = done.value
+                results.append(bytes(value) if isinstance(value, (bytes, bytearray)) else value)
+                break
+            except (EOFError, RuntimeError) as exc:
+                results.append((type(exc).__name__, str(exc)))
+                break
+            if chunks:
+                reader.feed_data(chunks.pop(0))
+            else:
+                reader.feed_eof()
+    return results
+
+
+@pytest.mark.parametrize('seed', range(100))
+def test_the_chunk_reader_reads_what_websockets_reader_reads_however_data_is_cut(seed):
+    rng = random.Random(seed)
+    stream = bytes(rng.choice(b'ab\n\x00\xff') for _ in range(rng.randrange(0, 400)))
+    cuts = sorted(rng.sample(range(len(stream) + 1), min(len(stream) + 1, rng.randrange(1, 40))))
+    chunks = [stream[a:b] for a, b in zip([0] + cuts, cuts + [len(stream)])]  # some empty
+    ops = []
+    for _ in range(rng.randrange(1, 30)):
+        kind, ahead = rng.random(), rng.choice([0, 0, 1, 3])  # chunks fed before the read
+        if kind < 0.55:
+            ops.append(('read_exact', (rng.choice([0, 1, 2, 4, 8, rng.randrange(60)]),), ahead))
+        elif kind < 0.7:
+            ops.append(('at_eof', (), ahead))
+        elif kind < 0.9:
+            ops.append(('read_line', (rng.randrange(1, 40),), ahead))
+        elif kind < 0.95:
+            ops.append(('discard', (), ahead))
+        else:
+            ops.append(('read_to_eof', (rng.randrange(1, 500),), ahead))
+    expected = outcomes(StreamReader(), ops, chunks)
+    got = outcomes(ChunkReader(), ops, chunks)
+    assert got == expected
+    assert all(type(v) is bytes for v in got if isinstance(v, (bytes, bytearray)))
+
+
+def server_stream(request, seed):
+    """Return the server's bytes for a client's request: the response, then varied frames."""
+    rng = random.Random(seed)
+    server = ServerProtocol(extensions=enable_server_permessage_deflate(None), max_size=None)
+    server.send_response(server.accept(request))
+    for index in range(40):
+        size = rng.choice([0, 1, 125, 126, 65535, 65536, 42_000])
+        payload = bytes(rng.randrange(256) for _ in range(64)) * (size // 64 + 1)
+        kind = rng.random()
+        if kind < 0.4:
+            server.send_binary(payload[:size])
+        elif kind < 0.7:
+            server.send_text(('ü' * (size // 2)).encode())
+        elif kind < 0.85:
+            server.send_binary(payload[:size], fin=False)
+            server.send_ping(b'p%d' % index)
+            server.send_continuation(payload[:7], fin=True)
+        else:
+            server.send_ping(b'p%d' % index)
+    server.send_close(1000, 'done')
+    return b''.join(server.data_to_send())
+
+
+@pytest.mark.parametrize('seed', range(8))
+def test_a_protocol_on_a_chunk_reader_parses_what_the_stock_one_does(seed):
+    def run(protocol):
+        request = protocol.connect()
+        protocol.send_request(request)
+        data = server_stream(request, seed)
+        rng = random.Random(seed)  # the same cuts for both
+        cuts = sorted(rng.sample(range(1, len(data)), 300))
+        events = []
+        for a, b in zip([0] + cuts, cuts + [len(data)]):
+            protocol.receive_data(data[a:b])
+            events += [(e.opcode, e.fin, e.data) if isinstance(e, Frame) else e.status_code
+                       for e in protocol.events_received()]
+        return events, b''.join(protocol.data_to_send())
+
+    def client():
+        return StockClient(parse_uri('ws://robot/stream'),
+                           extensions=enable_client_permessage_deflate(None))
+    (stock, stock_sent), (chunked, chunked_sent) = run(client()), run(read_in_chunks(client()))
+    assert chunked == stock
+    assert stock[0] == 101 and len(stock) > 40 and stock[-1][0] is Opcode.CLOSE
+    assert len(chunked_sent) == len(stock_sent)  # pongs and the close reply (masked)
