@@ -42,6 +42,7 @@ processes (``shard_count`` N) share the robots; CPU and peak RSS are their sums.
 
     python bench/fleet_bench.py [--robots 1,10,50] [--kinds echo,compressed,decoded,logs]
                                 [--shards 1,2] [--seconds S] [--json FILE]
+                                [--bridge-from OTHER_CHECKOUT/roboflare_bridge]
 """
 
 from __future__ import annotations
@@ -196,6 +197,7 @@ def mirrored_topics(kind: str, names: List[str]) -> List[Tuple[str, str]]:
 
 # Set from the command line for every bridge a cell starts.
 EXTRA_PARAMETERS: Dict[str, Any] = {}
+BRIDGE_ENV: Dict[str, str] = {}  # --bridge-from: the bridges' PYTHONPATH
 
 
 def bridge_parameters(kind: str, robots: int) -> Dict[str, Any]:
@@ -211,7 +213,8 @@ class Shards:
     def __init__(self, emulator: EmulatorProcess, count: int, **parameters: Any) -> None:
         shard = [{'shard_count': count, 'shard_index': i} if count > 1 else {}
                  for i in range(count)]
-        self.bridges = [BridgeProcess(emulator, **parameters, **shard[i]) for i in range(count)]
+        self.bridges = [BridgeProcess(emulator, env=BRIDGE_ENV, **parameters, **shard[i])
+                        for i in range(count)]
 
     def cpu_seconds(self) -> float:
         return sum(bridge.cpu_seconds() for bridge in self.bridges)
@@ -486,6 +489,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--flood-camera-fps', type=float, default=5000.0)
     parser.add_argument('--flood-log-rate', type=float, default=20000.0)
     parser.add_argument('--flood-decoded-fps', type=float, default=200.0)
+    parser.add_argument('--bridge-from', metavar='DIR',
+                        help="run the bridges from the package in DIR, e.g. an earlier "
+                             "commit's worktree/roboflare_bridge, for before/after runs")
     parser.add_argument('--json')
     args = parser.parse_args(argv)
     kinds = args.kinds.split(',')
@@ -497,6 +503,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                     args.flood_log_rate, args.flood_decoded_fps))
     ros_environment(71)
     EXTRA_PARAMETERS['stream_compression'] = args.stream_compression == 'on'
+    if args.bridge_from:
+        BRIDGE_ENV['PYTHONPATH'] = args.bridge_from
     cells = run(kinds, [int(n) for n in args.robots.split(',')], settings,
                 [int(n) for n in args.shards.split(',')])
     print_table(cells)

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import orjson
 import rclpy
@@ -91,10 +91,11 @@ class EmulatorProcess(testing.EmulatorProcess):
 class BridgeProcess(testing.BridgeProcess):
     """The ``bridge`` against an emulator, with a spool of its own, measured from /proc."""
 
-    def __init__(self, emulator: EmulatorProcess, **parameters: Any) -> None:
+    def __init__(self, emulator: EmulatorProcess, env: Optional[Dict[str, str]] = None,
+                 **parameters: Any) -> None:
         self.workdir = tempfile.TemporaryDirectory(prefix='roboflare-bench-')
         super().__init__(Path(self.workdir.name), emulator.url, emulator.token,
-                         {'spool_dir': f'{self.workdir.name}/spool', **parameters})
+                         {'spool_dir': f'{self.workdir.name}/spool', **parameters}, env=env)
 
     @property
     def pid(self) -> int:
