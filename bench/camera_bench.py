@@ -91,7 +91,7 @@ def passthrough(node, frame, count):
 
 def _passthrough(node, frame, count, port):
     mirror = CameraMirror('bench', '/bench', 'bench/camera', node.create_publisher,
-                          receipt_clock(node.get_clock()), None, 16 << 20)
+                          receipt_clock(node), None, 16 << 20)
     done = asyncio.Event()
 
     def on_frame(data):

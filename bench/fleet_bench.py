@@ -490,8 +490,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--flood-log-rate', type=float, default=20000.0)
     parser.add_argument('--flood-decoded-fps', type=float, default=200.0)
     parser.add_argument('--bridge-from', metavar='DIR',
-                        help="run the bridges from the package in DIR, e.g. an earlier "
-                             "commit's worktree/roboflare_bridge, for before/after runs")
+                        help='run the bridges from the package in DIR (e.g. a worktree of an '
+                             'earlier commit: WORKTREE/roboflare_bridge), for before/after runs')
     parser.add_argument('--json')
     args = parser.parse_args(argv)
     kinds = args.kinds.split(',')

@@ -99,6 +99,7 @@ class Fleet:
         self._api = api
         self._token = token
         self.decode_worker = DecodeWorker() if config.camera and config.decode_images else None
+        self._camera_clock = receipt_clock(node)
         self._static_transforms = StaticTransforms(
             node.create_publisher, qos_profile(config.qos_rules().for_topic(TF_STATIC_TOPIC)))
         self._status = node.create_publisher(msg.RobotArray, ROBOTS_TOPIC, qos_profile(LATCHED))
@@ -270,8 +271,7 @@ class Fleet:
             worker = self.decode_worker if config.decode_images else None
             capabilities.append(CameraMirror(
                 robot.ros_name, robot.namespace, robot.frame_prefix + config.camera_frame_id,
-                create_publisher, receipt_clock(self._node.get_clock()),
-                worker, config.camera_max_frame_bytes))
+                create_publisher, self._camera_clock, worker, config.camera_max_frame_bytes))
         if config.remote_logs:
             capabilities.append(LogMirror(robot.ros_name, robot.namespace, create_publisher))
         return capabilities

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections import deque
 import logging
 import os
 import socket
 import ssl
-from collections import deque
 from typing import Callable, Deque, Dict, Generator, List, Optional, Union
 from urllib.parse import unquote, urlsplit
 import urllib.request
@@ -456,4 +456,5 @@ async def tunnel(proxy_url: str, host: str, port: int) -> socket.socket:
     return sock
 
 
-__all__ = ['ChunkReader', 'Message', 'WebSocketConnection', 'open_connection', 'websockets_connect']
+__all__ = ['ChunkReader', 'Message', 'WebSocketConnection', 'open_connection', 'read_in_chunks',
+           'websockets_connect']

@@ -159,13 +159,17 @@ def test_frames_are_stamped_by_the_node_clock_simulated_or_not(ros):
     node = rclpy.create_node('camera_clock_test', context=ros.context)
     try:
         clock = node.get_clock()
-        now = receipt_clock(clock)
+        now = receipt_clock(node)
         before = clock.now().nanoseconds
         sec, nanosec = now()
         assert before <= sec * 10 ** 9 + nanosec <= clock.now().nanoseconds
         node.set_parameters([Parameter('use_sim_time', value=True)])
         # Simulated time, and no /clock message yet: the clock reads zero, and so do stamps.
         assert now() == clock.now().seconds_nanoseconds() == (0, 0)
+        node.set_parameters([Parameter('use_sim_time', value=False)])
+        before = clock.now().nanoseconds
+        sec, nanosec = now()
+        assert before <= sec * 10 ** 9 + nanosec <= clock.now().nanoseconds
     finally:
         node.destroy_node()
 
