@@ -210,16 +210,17 @@ def receipt_clock(node: Node) -> Callable[[], Stamp]:
     set of it. One reader per node: it registers a callback.
     """
     clock = node.get_clock()
-    ros_time = [clock.ros_time_is_active]
+    ros_time = clock.ros_time_is_active
 
     def follow_use_sim_time(parameters: List[Parameter]) -> None:
+        nonlocal ros_time
         if any(parameter.name == 'use_sim_time' for parameter in parameters):
-            ros_time[0] = clock.ros_time_is_active
+            ros_time = clock.ros_time_is_active
 
     node.add_post_set_parameters_callback(follow_use_sim_time)
 
     def now() -> Stamp:
-        if ros_time[0]:
+        if ros_time:
             return clock.now().seconds_nanoseconds()
         return divmod(time.time_ns(), 1_000_000_000)
     return now

@@ -95,16 +95,14 @@ class ChunkReader(StreamReader):
                 self._tail_size += len(data)
 
     def read_exact(self, n: int) -> Generator[None, None, bytes]:
-        start = self._start
-        if start + n <= len(self._head):  # most reads: inside the chunk being read
-            self._start = start + n
-            return self._head[start:start + n]
-        if not self._in_chunks:
-            self._use_chunks()
-        while self._unread() < n:
-            if self.eof:
-                raise EOFError(f'stream ends after {self._unread()} bytes, expected {n} bytes')
-            yield
+        if self._start + n > len(self._head):  # most reads are inside the chunk being read
+            if not self._in_chunks:
+                self._use_chunks()
+            while self._unread() < n:
+                if self.eof:
+                    raise EOFError(
+                        f'stream ends after {self._unread()} bytes, expected {n} bytes')
+                yield
         return self._take(n)
 
     def at_eof(self) -> Generator[None, None, bool]:
@@ -148,21 +146,16 @@ class ChunkReader(StreamReader):
 
     def _take(self, n: int) -> bytes:
         """Return the next ``n`` bytes, which have arrived, whichever chunks hold them."""
-        head, start = self._head, self._start
-        if start + n <= len(head):
-            self._start = start + n
-            return head[start:start + n]
-        parts = [head[start:]]
-        n -= len(head) - start
-        while True:
-            head = self._tail.popleft()
-            self._tail_size -= len(head)
-            if n <= len(head):
-                self._head, self._start = head, n
-                parts.append(head[:n])
-                return b''.join(parts)
-            parts.append(head)
-            n -= len(head)
+        parts = []
+        while self._start + n > len(self._head):
+            parts.append(self._head[self._start:])
+            n -= len(self._head) - self._start
+            self._head, self._start = self._tail.popleft(), 0
+            self._tail_size -= len(self._head)
+        start = self._start
+        self._start = start + n
+        parts.append(self._head[start:start + n])
+        return b''.join(parts)  # one part is returned as it is: no copy
 
 
 def read_in_chunks(protocol: ClientProtocol) -> ClientProtocol:
