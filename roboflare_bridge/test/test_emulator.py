@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 import re
 import subprocess
+import threading
 import time
 import uuid
 
@@ -33,7 +34,7 @@ from roboflare_bridge.frames import (
     EchoMessage, EchoStatus, EchoTopics, parse_batch_reply, parse_echo_frame, parse_log_record,
 )
 from roboflare_bridge.streams import handshake_status
-from roboflare_bridge.testing import executable, stop_process
+from roboflare_bridge.testing import EmulatorThread, executable, stop_process
 from roboflare_bridge.ws_connection import websockets_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -95,6 +96,23 @@ def test_cli_refuses_bad_arguments():
     result = subprocess.run([executable('emulator'), '--camera-size', 'big'],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and 'WxH' in result.stderr
+
+
+def test_closing_the_in_process_emulator_ends_what_it_left_running():
+    """A task still running at close is cancelled and awaited, not left to the stopped loop."""
+    emulator = EmulatorThread(robots=1)
+    ended = threading.Event()
+
+    async def leave_running():
+        async def linger():
+            try:
+                await asyncio.Event().wait()
+            finally:
+                ended.set()
+        return asyncio.ensure_future(linger())
+    task = emulator.call(leave_running)
+    emulator.close()
+    assert ended.is_set() and task.cancelled()
 
 
 def test_openapi_describes_every_contract_route_without_auth(emulator):
