@@ -258,7 +258,8 @@ def run_stream_cell(kind: str, robots: int, settings: Settings,
         bridge.close()
         emulator.close()
     if kind in ('echo', 'compressed'):  # measured alone, once the cell's processes are gone
-        throughput['floor_cpu_s_per_1000'] = floor_cpu_s_per_1000(floor_samples(kind))
+        throughput['floor_cpu_s_per_1000'] = floor_cpu_s_per_1000(
+            floor_samples(kind), seconds=min(2.0, settings.seconds))
     return {'kind': kind, 'robots': robots, 'shards': shards, 'latency': latency,
             'throughput': throughput, 'peak_rss_mb': peak_rss_kb / 1024}
 

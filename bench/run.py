@@ -33,16 +33,17 @@ HERE = Path(__file__).resolve().parent
 
 # (script, full-run arguments, smoke arguments)
 PARTS = {
-    'codec': ('codec_bench.py', ['--seconds', '5'], ['--seconds', '0.3']),
+    'codec': ('codec_bench.py', ['--seconds', '5'], ['--seconds', '0.15']),
     'camera': ('camera_bench.py', ['--seconds', '5'], ['--seconds', '0.5', '--frames', '200']),
     'fleet': ('fleet_bench.py', ['--seconds', '10'],
               ['--robots', '2', '--seconds', '1', '--flood-rate-scale', '3',
                '--flood-camera-fps', '60', '--flood-decoded-fps', '30',
                '--flood-log-rate', '2000']),
-    # 50 robots at nominal rates, one bridge process and two sharing them.
+    # 50 robots at nominal rates, one bridge process and two sharing them (the smoke run
+    # has its one-process cell from the fleet part).
     'shards': ('fleet_bench.py', ['--kinds', 'echo', '--robots', '50', '--shards', '1,2',
                                   '--seconds', '10'],
-               ['--kinds', 'echo', '--robots', '2', '--shards', '1,2', '--seconds', '1',
+               ['--kinds', 'echo', '--robots', '2', '--shards', '2', '--seconds', '1',
                 '--flood-rate-scale', '3']),
     'soak': ('soak.py', ['--minutes', '5'],
              ['--robots', '2', '--minutes', '0.05', '--warmup', '1']),
@@ -119,7 +120,8 @@ def summary(results: dict) -> None:
         print_table(results['fleet'])
     if results.get('shards'):
         from fleet_bench import print_table
-        print('\n50 robots at nominal rates, one bridge process or two sharing them:')
+        print(f'\n{results["shards"][0]["robots"]} robots at nominal rates, by bridge '
+              'processes sharing them:')
         print_table(results['shards'])
     if results.get('soak'):
         s = results['soak']

@@ -95,9 +95,9 @@ def test_bench_smoke(tmp_path):
         assert cell['throughput']['messages'] > 0 and cell['throughput']['mb_per_s'] > 0, kind
         assert cell['latency']['samples'] > 0 and cell['latency']['p99_ms'] > 0, kind
         assert cell['throughput']['cpu_s_per_1000'] > 0 and cell['peak_rss_mb'] > 10, kind
-    shards = {cell['shards']: cell for cell in results['shards']}
-    assert set(shards) == {1, 2} and all('error' not in cell for cell in shards.values())
-    assert shards[2]['throughput']['messages'] > 0
+    [shards] = results['shards']
+    assert shards['shards'] == 2 and 'error' not in shards, shards
+    assert shards['throughput']['messages'] > 0
     assert results['soak']['start_kb'] > 0 and len(results['soak']['rss_kb']) >= 2
     for heading in ('topic echo', 'camera decoded', 'log forwarding', 'soak, 2 robots'):
         assert heading in result.stdout
