@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import gc
 import logging
 import signal
 import sys
@@ -159,7 +160,8 @@ class RoboflareBridge(Node):
             'retries': api.retries, 'services': plane is not None,
             'service_calls': plane.calls if plane else 0,
             'service_failures': plane.failures if plane else 0,
-            'threads': threading.active_count(), 'asyncio_tasks': self.asyncio_tasks})
+            'threads': threading.active_count(), 'asyncio_tasks': self.asyncio_tasks,
+            'gc_frozen_objects': gc.get_freeze_count()})
         yield contract_status(api.contract, api.base_url)
         yield from fleet_statuses(self.fleet, self.config)
         if self.upstream is not None:
@@ -207,6 +209,10 @@ def main(args: Optional[List[str]] = None) -> None:
         sys.exit(1)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
+    # What start-up built (rclpy, the message types, the node) lives as long as the process.
+    # Frozen, it is no longer walked by the collector's older-generation passes, which the
+    # messages in flight trigger: 5 % of the bridge's CPU when mirroring flat out, 1 % after.
+    gc.freeze()
     spinner = threading.Thread(target=_spin, args=(executor, stop), name='rclpy-executor')
     spinner.start()
     try:

@@ -97,6 +97,8 @@ def test_bridge_starts_from_the_shipped_config_as_the_launch_file_does(ros, tmp_
         values = diagnostics_values(ros, 'control plane', 30,
                                     lambda v: v['org_id'] == 'org_emulated')
         assert values['base_url'] == emulator.url
+        # Start-up's objects are kept out of the garbage collector's passes.
+        assert int(values['gc_frozen_objects']) > 10_000
         robot = diagnostics_values(ros, 'robot robot_2', 30,
                                    lambda v: v.get('_message') == 'all streams connected')
         assert robot['namespace'] == '/roboflare/robot_2'
