@@ -95,9 +95,9 @@ def test_bench_smoke(tmp_path):
         assert cell['throughput']['messages'] > 0 and cell['throughput']['mb_per_s'] > 0, kind
         assert cell['latency']['samples'] > 0 and cell['latency']['p99_ms'] > 0, kind
         assert cell['throughput']['cpu_s_per_1000'] > 0 and cell['peak_rss_mb'] > 10, kind
-    [shards] = results['shards']
-    assert shards['shards'] == 2 and 'error' not in shards, shards
-    assert shards['throughput']['messages'] > 0
+    [two_bridges] = results['shards']
+    assert two_bridges['shards'] == 2 and 'error' not in two_bridges, two_bridges
+    assert two_bridges['throughput']['messages'] > 0
     assert results['soak']['start_kb'] > 0 and len(results['soak']['rss_kb']) >= 2
     for heading in ('topic echo', 'camera decoded', 'log forwarding', 'soak, 2 robots'):
         assert heading in result.stdout
