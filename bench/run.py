@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 PARTS = {
     'codec': ('codec_bench.py', ['--seconds', '5'], ['--seconds', '0.15']),
     'camera': ('camera_bench.py', ['--seconds', '5'], ['--seconds', '0.5', '--frames', '200']),
+    'websocket': ('ws_bench.py', ['--seconds', '3'], ['--seconds', '0.05']),
     'fleet': ('fleet_bench.py', ['--seconds', '10'],
               ['--robots', '2', '--seconds', '1', '--flood-rate-scale', '3',
                '--flood-camera-fps', '60', '--flood-decoded-fps', '30',
@@ -115,6 +116,11 @@ def summary(results: dict) -> None:
         c = results['camera']
         print(f'camera: passthrough {c["passthrough"]["frames_per_cpu_s"]:,.0f} frames/CPU-s, '
               f'decode {c["decode_640x480"]["frames_per_cpu_s"]:,.0f} frames/CPU-s')
+    if results.get('websocket'):
+        for r in results['websocket']['kinds']:
+            print(f'websocket receive, {r["kind"]}: {r["direct_us"]} us per frame, '
+                  f'{r["direct_vs_parser"]:.2f}x websockets\' parser '
+                  f'({r["websockets_parser_us"]} us)')
     if results.get('fleet'):
         from fleet_bench import print_table
         print_table(results['fleet'])

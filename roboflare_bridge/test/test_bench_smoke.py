@@ -88,6 +88,9 @@ def test_bench_smoke(tmp_path):
     assert results['codec']['types'][0]['bridge_decode_publish'] > 0
     assert results['codec']['map']['convert_ms'] > 0
     assert results['camera']['passthrough']['frames_per_cpu_s'] > 0
+    assert [r['kind'] for r in results['websocket']['kinds']] == ['topic echo', 'camera']
+    assert all(r['direct_us'] > 0 and r['websockets_parser_us'] > 0
+               for r in results['websocket']['kinds'])
     cells = {cell['kind']: cell for cell in results['fleet']}
     assert set(cells) == {'echo', 'compressed', 'decoded', 'logs'}
     for kind, cell in cells.items():
@@ -99,5 +102,6 @@ def test_bench_smoke(tmp_path):
     assert two_bridges['shards'] == 2 and 'error' not in two_bridges, two_bridges
     assert two_bridges['throughput']['messages'] > 0
     assert results['soak']['start_kb'] > 0 and len(results['soak']['rss_kb']) >= 2
-    for heading in ('topic echo', 'camera decoded', 'log forwarding', 'soak, 2 robots'):
+    for heading in ('websocket receive, topic echo', 'topic echo', 'camera decoded',
+                    'log forwarding', 'soak, 2 robots'):
         assert heading in result.stdout

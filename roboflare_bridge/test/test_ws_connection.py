@@ -25,12 +25,16 @@ import shutil
 import ssl
 import subprocess
 from typing import List, Optional
+import zlib
 
 import pytest
 from roboflare_bridge.streams import handshake_status
-from roboflare_bridge.ws_connection import ChunkReader, open_connection, read_in_chunks
+from roboflare_bridge.ws_connection import (
+    ChunkReader, open_connection, read_in_chunks, WebSocketConnection,
+)
 from websockets.extensions.permessage_deflate import (
     enable_client_permessage_deflate, enable_server_permessage_deflate,
+    ServerPerMessageDeflateFactory,
 )
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
@@ -38,9 +42,11 @@ from websockets.uri import parse_uri
 
 try:  # websockets >= 11
     from websockets.client import ClientProtocol as StockClient
+    from websockets.protocol import State
     from websockets.server import ServerProtocol
 except ImportError:  # websockets 10.4
     from websockets.client import ClientConnection as StockClient  # type: ignore
+    from websockets.connection import State  # type: ignore[no-redef]
     from websockets.server import ServerConnection as ServerProtocol  # type: ignore
 
 
@@ -461,3 +467,205 @@ def test_a_protocol_on_a_chunk_reader_parses_what_the_stock_one_does(seed):
     assert chunked == stock
     assert stock[0] == 101 and len(stock) > 40 and stock[-1][0] is Opcode.CLOSE
     assert len(chunked_sent) == len(stock_sent)  # pongs and the close reply (masked)
+
+
+# -- The direct frame path against websockets' parser ---------------------------------------
+
+class Transport(asyncio.Transport):
+    """Keeps what the connection writes; the test plays the server's side by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data):
+        self.written += data
+
+    def can_write_eof(self):
+        return True
+
+    def write_eof(self):
+        self.closed = True
+
+    def close(self):
+        self.closed = True
+
+    def abort(self):
+        self.closed = True
+
+    def get_write_buffer_size(self):
+        return 0
+
+
+def raw_frame(first: int, payload: bytes, masked: bool = False) -> bytes:
+    """Return a frame as a server could send it, its first byte (FIN, RSV, opcode) as given."""
+    size = len(payload)
+    flag = 0x80 if masked else 0
+    if size < 126:
+        head = bytes([first, size | flag])
+    elif size < 65536:
+        head = bytes([first, 126 | flag]) + size.to_bytes(2, 'big')
+    else:
+        head = bytes([first, 127 | flag]) + size.to_bytes(8, 'big')
+    if masked:
+        key = b'\x01\x02\x03\x04'
+        head += key
+        payload = bytes(byte ^ key[index % 4] for index, byte in enumerate(payload))
+    return head + payload
+
+
+ENDINGS = ['close', 'eof', 'invalid utf-8', 'too big', 'masked', 'rsv2', 'unknown opcode',
+           'a message inside a fragmented one']
+DEFLATE_ENDINGS = ['inflates too big', 'bad deflate']
+PLAIN_ENDINGS = ['rsv1 without deflate']
+
+
+COMPRESSIONS = ['deflate', 'deflate per message', 'plain']  # the server's choice
+
+
+def frame_stream(rng: random.Random, compression: str, max_size: int, ending: str) -> bytes:
+    """Return the server's frames after the handshake: varied messages, then the ending named."""
+    compressed = compression != 'plain'
+    deflater = zlib.compressobj(wbits=-15)
+
+    def deflate(data: bytes) -> bytes:
+        nonlocal deflater
+        if compression == 'deflate per message':  # server_no_context_takeover
+            deflater = zlib.compressobj(wbits=-15)
+        return (deflater.compress(data) + deflater.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+    def message(opcode: int, data: bytes) -> bytes:
+        deflated = compressed and rng.random() < 0.8
+        payload = deflate(data) if deflated else data
+        if rng.random() < 0.8:
+            return raw_frame(0x80 | (0x40 if deflated else 0) | opcode, payload)
+        cuts = sorted(rng.randrange(len(payload) + 1) for _ in range(2))  # some fragments empty
+        parts = [payload[:cuts[0]], payload[cuts[0]:cuts[1]], payload[cuts[1]:]]
+        return (raw_frame((0x40 if deflated else 0) | opcode, parts[0])
+                + raw_frame(0x89, b'between')  # a ping between fragments
+                + raw_frame(0x00, parts[1]) + raw_frame(0x80, parts[2]))
+
+    out = []
+    for index in range(rng.randrange(5, 40)):
+        size = rng.choice([0, 1, 125, 126, 127, 1000, 65535, 65536, 42_000])
+        kind = rng.random()
+        if kind < 0.45:
+            out.append(message(0x1, ('ü{"i": %d}' % index * (size // 10 + 1))[:size].encode()))
+        elif kind < 0.85:
+            out.append(message(0x2, bytes(rng.randrange(256) for _ in range(size))))
+        elif kind < 0.95:
+            out.append(raw_frame(0x89, b'ping %d' % index))
+        else:
+            out.append(raw_frame(0x8A, b'unasked pong'))
+    if ending == 'close':
+        out.append(raw_frame(0x88, (1000).to_bytes(2, 'big') + b'bye'))
+    elif ending == 'invalid utf-8':
+        out.append(message(0x1, b'ok \xff\xfe'))
+    elif ending == 'too big':
+        out.append(message(0x2, bytes(max_size + 1)))
+    elif ending == 'inflates too big':
+        out.append(raw_frame(0xC2, deflate(bytes(max_size + 1))))
+    elif ending == 'bad deflate':
+        out.append(raw_frame(0xC1, b'\xff\x00 not deflate'))
+    elif ending == 'masked':
+        out.append(raw_frame(0x81, b'masked', masked=True))
+    elif ending == 'rsv2':
+        out.append(raw_frame(0xA1, b'rsv2'))
+    elif ending == 'unknown opcode':
+        out.append(raw_frame(0x83, b'?'))
+    elif ending == 'a message inside a fragmented one':
+        out.append(raw_frame(0x01, b'first fragment') + raw_frame(0x81, b'not a continuation'))
+    elif ending == 'rsv1 without deflate':
+        out.append(raw_frame(0xC1, b'rsv1'))
+    out.append(raw_frame(0x81, b'after the ending'))  # delivered only if nothing ended it
+    return b''.join(out)
+
+
+MAX_SIZE = 200_000  # over every message but the endings that test it
+
+
+def drive(frames: bytes, compression: str, cut_seed: Optional[int], direct: bool) -> tuple:
+    """
+    Feed the handshake's response and ``frames`` to a connection; return what it did.
+
+    With ``cut_seed`` the bytes come in seeded reads (a few large or many small, some of a
+    few bytes), without in one read. Without ``direct`` (a reader that does not set the
+    first frames aside) every frame goes through websockets' parser: the reference.
+    """
+    messages: list = []
+    parsed: List[Frame] = []  # the frames websockets' parser produced
+
+    async def run():
+        protocol = read_in_chunks(StockClient(
+            parse_uri('ws://robot/stream'), max_size=MAX_SIZE,
+            extensions=None if compression == 'plain' else enable_client_permessage_deflate(None)),
+            set_aside=direct)
+        events_received = protocol.events_received
+
+        def count_frames():
+            events = events_received()
+            parsed.extend(event for event in events if isinstance(event, Frame))
+            return events
+        protocol.events_received = count_frames
+        protocol.send_request(protocol.connect())
+        connection = WebSocketConnection(protocol, messages.append, 1.0, MAX_SIZE)
+        transport = Transport()
+        connection.connection_made(transport)
+        server = ServerProtocol(extensions=None if compression == 'plain' else [
+            ServerPerMessageDeflateFactory(  # a 15-bit window, as aiohttp's
+                server_no_context_takeover=compression == 'deflate per message')])
+        server.receive_data(bytes(transport.written))
+        server.send_response(server.accept(server.events_received()[0]))
+        stream = b''.join(server.data_to_send()) + frames
+        cuts = []
+        if cut_seed is not None:
+            rng = random.Random(cut_seed)
+            reads = rng.choice([3, 60])
+            cuts = rng.sample(range(1, len(stream)), min(len(stream) - 1, reads))
+            cuts = sorted(set(cuts + rng.sample(range(1, 300), 20)))
+        for start, end in zip([0] + cuts, cuts + [len(stream)]):
+            connection.data_received(stream[start:end])
+        connection.eof_received()
+        connection.connection_lost(None)
+        await connection.wait_closed()
+        server = ServerProtocol(state=State.OPEN, max_size=None)  # reads what the client sent
+        server.receive_data(bytes(transport.written[transport.written.index(b'\r\n\r\n') + 4:]))
+        sent = [(frame.opcode, frame.data[:2] if frame.opcode is Opcode.CLOSE else frame.data)
+                for frame in server.events_received()]  # a close's code, not its wording
+        closed = connection.close_exc
+        codes = (closed.rcvd and closed.rcvd.code, closed.sent and closed.sent.code)
+        return sent, codes
+
+    sent, codes = asyncio.run(run())
+    return messages, sent, codes, len(parsed)
+
+
+@pytest.mark.parametrize('compression', COMPRESSIONS)
+@pytest.mark.parametrize('seed', range(30))  # each ending three times
+def test_the_direct_frame_path_does_what_websockets_parser_does(seed, compression):
+    endings = ENDINGS + (PLAIN_ENDINGS if compression == 'plain' else DEFLATE_ENDINGS)
+    ending = endings[seed % len(endings)]
+    frames = frame_stream(random.Random(seed), compression, MAX_SIZE, ending)
+    got = drive(frames, compression, seed, True)
+    expected = drive(frames, compression, seed, False)
+    assert got[:3] == expected[:3]  # messages, frames sent back (pongs, close), close codes
+    if compression != 'deflate per message':  # where websockets inflates each message
+        assert got[3] < expected[3]  # the direct path took frames websockets did not parse
+
+
+@pytest.mark.parametrize('compression', ['deflate', 'plain'])
+def test_whole_messages_read_at_once_never_reach_websockets_parser(compression):
+    compressed = compression == 'deflate'
+    deflater = zlib.compressobj(wbits=-15)
+    texts = ['{"op": "message", "seq": %d}' % index for index in range(100)]
+    frames = b''
+    for index, text in enumerate(texts):
+        opcode = 0x81 if index % 2 else 0x82
+        data = text.encode()
+        if compressed:  # the same context across messages, as websockets negotiates it
+            data = (deflater.compress(data) + deflater.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        frames += raw_frame(opcode | (0x40 if compressed else 0), data)
+    messages, _, codes, parsed = drive(frames, compression, None, True)
+    assert messages == [text if index % 2 else text.encode() for index, text in enumerate(texts)]
+    assert parsed == 0 and codes == (None, None)  # and the stream ended without a close
