@@ -515,12 +515,11 @@ def raw_frame(first: int, payload: bytes, masked: bool = False) -> bytes:
     return head + payload
 
 
+# How a stream ends ('eof': it just stops), the last ones only with or without deflate
 ENDINGS = ['close', 'eof', 'invalid utf-8', 'too big', 'masked', 'rsv2', 'unknown opcode',
            'a message inside a fragmented one']
 DEFLATE_ENDINGS = ['inflates too big', 'bad deflate']
 PLAIN_ENDINGS = ['rsv1 without deflate']
-
-
 COMPRESSIONS = ['deflate', 'deflate per message', 'plain']  # the server's choice
 
 
