@@ -20,12 +20,12 @@ own behaviour is tested elsewhere.
 
 import faulthandler
 import signal
-import time
 
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.task import Future
 from roboflare_interfaces.action import Deploy
 from roboflare_interfaces.msg import Robot, RobotDeploymentState
 from roboflare_interfaces.srv import ListRobots
@@ -49,7 +49,7 @@ class InterfacePeer(Node):
         response.robots[0].last_seen_at.sec = 1_700_000_000
         return response
 
-    def execute(self, goal_handle):
+    async def execute(self, goal_handle):
         goal = goal_handle.request
         for step in range(1, FEEDBACK_STEPS + 1):
             if goal_handle.is_cancel_requested:
@@ -60,7 +60,7 @@ class InterfacePeer(Node):
             feedback.robots = [RobotDeploymentState(robot_id=r, status='in_progress')
                                for r in goal.robot_ids]
             goal_handle.publish_feedback(feedback)
-            time.sleep(0.2)  # a stand-in for work in this peer, not test synchronisation
+            await self.pause(0.2)  # a stand-in for work, not test synchronisation
         goal_handle.succeed()
         result = Deploy.Result(success=True)
         result.deployment.id = 'dep_1'
@@ -71,13 +71,22 @@ class InterfacePeer(Node):
         return result
 
 
+    async def pause(self, seconds: float) -> None:
+        # A coroutine's pause on one executor thread: the cancel request is served meanwhile.
+        # No thread pool, whose idle worker has kept this process from exiting on SIGINT.
+        elapsed = Future()
+        timer = self.create_timer(seconds, lambda: elapsed.done() or elapsed.set_result(None))
+        await elapsed
+        self.destroy_timer(timer)
+
+
 def main() -> None:
     # A stop that hangs (the test's SIGUSR1 before its SIGKILL) leaves the stacks in the log,
     # even while the main thread waits in rcl or DDS code.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init()
     node = InterfacePeer()
-    executor = MultiThreadedExecutor()
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()
