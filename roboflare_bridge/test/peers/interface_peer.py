@@ -70,7 +70,6 @@ class InterfacePeer(Node):
         result.deployment.progress = 1.0
         return result
 
-
     async def pause(self, seconds: float) -> None:
         # A coroutine's pause on one executor thread: the cancel request is served meanwhile.
         # No thread pool, whose idle worker has kept this process from exiting on SIGINT.
