@@ -49,7 +49,7 @@ class CredentialsError(ValueError):
 class Token:
     """A bearer token that never shows itself in ``str()``, ``repr()`` or f-strings."""
 
-    __slots__ = ('_value',)
+    __slots__ = ('_value', '__weakref__')  # weakly held by the streams' log filter
 
     def __init__(self, value: str) -> None:
         value = value.strip()

@@ -64,6 +64,7 @@ def stream_status(stream: StreamClient) -> DiagnosticStatus:
               'frames_out': stats.frames_out, 'bytes_in': stats.bytes_in,
               'bytes_out': stats.bytes_out, 'errors': stats.errors, 'drops': stats.drops,
               'last_error': stats.last_error}
+    values.update({f'refused.{bound}': count for bound, count in dict(stats.refused).items()})
     return status(stream.name, level, message, values)
 
 

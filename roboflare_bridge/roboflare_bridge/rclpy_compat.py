@@ -32,7 +32,7 @@ real use and turned off for good if it fails. The public paths are always correc
 slower: ``array.array('B', data)`` for bytes, the constructor and setters for messages,
 publishing message objects, the executor's own delivery for queued messages.
 ``ROBOFLARE_FAST_PATHS=0`` turns every fast path off (the tests run both ways), or a comma
-list names those to turn off.
+list names those to turn off (fast_paths.py).
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from __future__ import annotations
 import array
 from dataclasses import dataclass
 import logging
-import os
 from typing import Any, Callable, Mapping, Optional
 
+from .fast_paths import switched_off
+
 _log = logging.getLogger(__name__)
-ENVIRONMENT = 'ROBOFLARE_FAST_PATHS'
 
 
 @dataclass
@@ -64,18 +64,17 @@ def fast_paths() -> FastPaths:
     """Return the fast paths in use, testing them on the first call (idempotent tests)."""
     global _chosen
     if _chosen is None:
-        _chosen = _detect(os.environ.get(ENVIRONMENT, ''))
+        _chosen = _detect()
     return _chosen
 
 
-def _detect(setting: str) -> FastPaths:
+def _detect() -> FastPaths:
     names = ('take_queued', 'byte_slots', 'slot_construction', 'cdr_publish')
-    off = set(names) if setting.strip() == '0' else {n.strip() for n in setting.split(',')}
-    chosen = FastPaths(take_queued='take_queued' not in off,
-                       byte_slots='byte_slots' not in off and _byte_slots_work(),
-                       slot_construction=('slot_construction' not in off
+    chosen = FastPaths(take_queued=not switched_off('take_queued'),
+                       byte_slots=not switched_off('byte_slots') and _byte_slots_work(),
+                       slot_construction=(not switched_off('slot_construction')
                                           and _slot_construction_works()))
-    chosen.cdr_publish = 'cdr_publish' not in off and _cdr_publish_works()
+    chosen.cdr_publish = not switched_off('cdr_publish') and _cdr_publish_works()
     _log.info('rclpy fast paths: %s', ', '.join(
         f'{name} {"on" if getattr(chosen, name) else "off (public API)"}' for name in names))
     return chosen
@@ -186,4 +185,4 @@ def take_queued(subscription: Any, callback: Callable[[Any, Mapping[str, Any]], 
     return limit
 
 
-__all__ = ['ENVIRONMENT', 'FastPaths', 'fast_paths', 'set_bytes', 'take_queued']
+__all__ = ['FastPaths', 'fast_paths', 'set_bytes', 'take_queued']

@@ -24,18 +24,19 @@ sans-I/O core, each message handed over as it is read: no queue).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 import logging
 import time
 from typing import Any, Awaitable, Callable, Dict, Optional
 from urllib.parse import urlsplit, urlunsplit
+import weakref
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from .backoff import Backoff, retry_backoff
 from .credentials import Token
 from .frames import stream_path
-from .ws_connection import Message as Frame, open_connection, WebSocketConnection
+from .ws_connection import Message as Frame, open_connection, Refusal, WebSocketConnection
 
 _log = logging.getLogger(__name__)
 
@@ -55,24 +56,40 @@ class StreamStats:
     drops: int = 0
     unauthorized: bool = False
     last_error: str = ''
+    refused: Dict[str, int] = field(default_factory=dict)  # bound -> messages refused
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-class _ScrubToken(logging.Filter):
-    """Keep the token out of websockets' own log lines (its DEBUG lines show the request)."""
+class _ScrubTokens(logging.Filter):
+    """
+    Keep the tokens out of websockets' own log lines (its DEBUG lines show the request).
 
-    def __init__(self, token: Token) -> None:
+    One filter for every client, knowing the tokens that clients alive hold: a filter per
+    client would pile up on the shared logger as robots join and leave.
+    """
+
+    def __init__(self) -> None:
         super().__init__()
-        self._token = token
+        self._tokens: 'weakref.WeakSet[Token]' = weakref.WeakSet()
+
+    def add(self, token: Token) -> None:
+        self._tokens.add(token)
 
     def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003 - logging's API
         message = record.getMessage()
-        scrubbed = self._token.scrub(message)
+        scrubbed = message
+        for token in list(self._tokens):
+            scrubbed = token.scrub(scrubbed)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
         return True
+
+
+_WS_LOGGER = logging.getLogger(f'{__name__}.ws')  # websockets' lines about the streams
+_SCRUB_TOKENS = _ScrubTokens()
+_WS_LOGGER.addFilter(_SCRUB_TOKENS)
 
 
 def handshake_status(exc: BaseException) -> Optional[int]:
@@ -126,12 +143,10 @@ class StreamClient:
         self._backoff = backoff or retry_backoff()
         self._healthy_after_s = healthy_after_s
         self._frame_limit = f'{frame_limit_name} ({max_frame_bytes} bytes)'
-        self._ws_logger = logging.getLogger(f'{__name__}.ws')
-        self._ws_logger.addFilter(_ScrubToken(token))
+        _SCRUB_TOKENS.add(token)
         self._connect_kwargs: Dict[str, Any] = {
             'open_timeout_s': open_timeout_s, 'close_timeout_s': close_timeout_s,
-            'max_size': max_frame_bytes, 'compression': compression,
-            'logger': self._ws_logger}
+            'max_size': max_frame_bytes, 'compression': compression, 'logger': _WS_LOGGER}
         self._ping_interval_s = ping_interval_s
         self._ping_timeout_s = ping_timeout_s
         self._connection: Optional[WebSocketConnection] = None
@@ -160,11 +175,7 @@ class StreamClient:
                     return
                 self._record_error(f'handshake failed: {self._token.scrub(str(exc))}')
             except ConnectionClosed as exc:
-                if _close_code(exc) == 1009:  # we closed it: a frame over max_frame_bytes
-                    self.stats.drops += 1
-                    self._record_error(f'a frame exceeded {self._frame_limit}; reconnecting')
-                else:
-                    self._record_error(f'connection closed: {self._token.scrub(str(exc))}')
+                self._record_error(f'connection closed: {self._token.scrub(str(exc))}')
             except (OSError, asyncio.TimeoutError) as exc:
                 self._record_error(f'{type(exc).__name__}: {self._token.scrub(str(exc))}')
             if self._stopping.is_set():
@@ -205,6 +216,10 @@ class StreamClient:
             self._record_error(connection.failure)
             return
         closed = connection.close_exc
+        if _close_code(closed) == 1009:  # we closed it: a message broke one of our bounds
+            self._refuse(connection.refused or Refusal(
+                'message size', f'a frame exceeded {self._frame_limit}'))
+            return
         if closed.rcvd is not None and closed.sent is not None and closed.rcvd_then_sent:
             self._record_error(f'closed by server (code {closed.rcvd.code})')
             return
@@ -239,6 +254,16 @@ class StreamClient:
         connection = self._connection
         if connection is not None:
             await connection.close()
+
+    def _refuse(self, refusal: Refusal) -> None:
+        """Count a message refused for breaking a bound, name it, say it once per bound."""
+        self.stats.drops += 1
+        first = refusal.bound not in self.stats.refused
+        self.stats.refused[refusal.bound] = self.stats.refused.get(refusal.bound, 0) + 1
+        self._record_error(f'{refusal.detail}; reconnecting')
+        if first:
+            _log.warning('%s: %s; the stream reconnects (counted from now on, not logged)',
+                         self.url, self.stats.last_error)
 
     def _record_error(self, message: str) -> None:
         self.stats.errors += 1

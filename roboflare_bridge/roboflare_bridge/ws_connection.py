@@ -31,6 +31,20 @@ compressed frame), the direct path 1-1.7 us, inflating with the decompressor web
 negotiated. Both see the stream cut at the same frame boundaries, so order, size limits and
 close codes are websockets' (a test compares the two on random streams and cuts).
 
+The direct path and the ChunkReader under it use websockets internals no release promises
+to keep (the protocol's reader, parser and deflate decoder). :func:`direct_frames` checks
+them once against websockets' own parser on a known stream; if anything is missing or
+differs, every connection uses websockets' parser alone, and so it does with
+``ROBOFLARE_FAST_PATHS=0`` or ``ws_direct`` in that list (fast_paths.py).
+
+Whatever the frames, what one connection holds is bounded: a message's payload by
+``max_size`` (websockets counts it across fragments), its fragments by
+:data:`MAX_FRAGMENTS`, and what assembling them costs by :data:`FRAGMENT_COST` per fragment
+on top of the payload, within ``max_size`` too; websockets' parser is fed at most
+:data:`PARSER_SLICE` bytes at once, so the frames it parses in one go are bounded as well.
+Past a bound the connection ends with close code 1009 and :attr:`WebSocketConnection.refused`
+says which bound.
+
 Thread: everything here runs on the event loop that opened the connection.
 """
 
@@ -39,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import deque
+from dataclasses import dataclass
 import logging
 import os
 import socket
@@ -50,11 +65,13 @@ import zlib
 
 from websockets.exceptions import ConnectionClosed, InvalidState
 from websockets.extensions.permessage_deflate import (
-    enable_client_permessage_deflate, PerMessageDeflate,
+    enable_client_permessage_deflate, PerMessageDeflate, ServerPerMessageDeflateFactory,
 )
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 from websockets.uri import parse_uri
+
+from .fast_paths import switched_off
 
 try:  # websockets' own client, for one-shot exchanges (rviz_config's topic list, tests)
     from websockets.asyncio.client import connect as websockets_connect
@@ -64,11 +81,19 @@ except ImportError:  # websockets 10.4 - 12: the legacy client has the same coro
 try:  # websockets >= 11
     from websockets.client import ClientProtocol
     from websockets.protocol import State
+    from websockets.server import ServerProtocol
 except ImportError:  # websockets 10.4 (Ubuntu 24.04): the same core under its first names
     from websockets.client import ClientConnection as ClientProtocol  # type: ignore
     from websockets.connection import State  # type: ignore[no-redef]
+    from websockets.server import ServerConnection as ServerProtocol  # type: ignore
 
 Message = Union[str, bytes]
+
+_log = logging.getLogger(__name__)
+
+MAX_FRAGMENTS = 4096  # of one message, as websockets 17's own client allows
+FRAGMENT_COST = 64  # bytes of the message's budget (max_size) each fragment costs beyond its data
+PARSER_SLICE = 16 << 10  # at most this much goes into websockets' parser at once
 
 _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY)
 
@@ -78,6 +103,14 @@ _WHOLE_COMPRESSED_MESSAGES = frozenset({0xC1, 0xC2})
 _MASKED = 0x80  # in the second byte; a server's frames never are (RFC 6455 5.1)
 _DEFLATE_TAIL = b'\x00\x00\xff\xff'  # RFC 7692 7.2.2: what the sender took off each message
 _INCOMPLETE = (-1, -1)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A message this side refused for breaking a bound of its own (close code 1009)."""
+
+    bound: str  # 'fragments' (MAX_FRAGMENTS) or 'assembly' (FRAGMENT_COST within max_size)
+    detail: str
 
 
 def frame_extent(data: bytes, pos: int) -> Tuple[int, int]:
@@ -207,6 +240,16 @@ class ChunkReader(StreamReader):
         return b''.join(parts)  # one part is returned as it is: no copy
 
 
+def message_limit(protocol: ClientProtocol) -> Optional[int]:
+    """Return the largest message ``protocol`` accepts, in bytes (None: no limit)."""
+    # websockets >= 17 takes max_size as an int or a (message, fragment) tuple and keeps the
+    # message's limit as max_message_size; earlier versions keep max_size itself.
+    limit = getattr(protocol, 'max_message_size', protocol.__dict__.get('max_size'))
+    if limit is not None and not isinstance(limit, int):
+        raise TypeError(f'unexpected message size limit {limit!r}')
+    return limit
+
+
 def read_in_chunks(protocol: ClientProtocol, set_aside: bool = False) -> ClientProtocol:
     """Give a new protocol a ChunkReader; its parser restarts on it (before any data)."""
     protocol.reader = ChunkReader(set_aside)
@@ -222,29 +265,33 @@ class WebSocketConnection(asyncio.Protocol):
     ``on_message`` gets each complete message (``str`` for text, ``bytes`` for binary) as
     soon as its last byte is read. It must not raise: asyncio would end the connection.
     Whole messages skip websockets' parser when ``protocol`` reads with a set-aside
-    ChunkReader (``read_in_chunks(protocol, set_aside=True)``); ``max_size`` must be the
-    protocol's, which that path enforces too.
+    ChunkReader (``read_in_chunks(protocol, set_aside=True)``); the size limit is the
+    protocol's own (``max_size``), which that path enforces too. ``loop`` is for a
+    connection driven by hand (the self-test), not running on a loop.
     """
 
     def __init__(self, protocol: ClientProtocol, on_message: Callable[[Message], None],
-                 close_timeout_s: float, max_size: Optional[int]) -> None:
+                 close_timeout_s: float,
+                 loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
         self.protocol = protocol
         self.failure = ''  # why this side gave up on the link (a keepalive timeout)
+        self.refused: Optional[Refusal] = None  # a bound of this side a message broke
         self._on_message = on_message
         self._close_timeout_s = close_timeout_s
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop or asyncio.get_running_loop()
+        self._max_size = message_limit(protocol)
         self._transport: Optional[asyncio.Transport] = None
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
-        self._fragments: List[bytes] = []
-        self._fragmented: Optional[Opcode] = None
+        self._fragmented: Optional[Opcode] = None  # the opcode of the message being assembled
+        self._assembly = bytearray()  # its fragments' data so far
+        self._fragments = 0  # and how many fragments that was
         self._close_timer: Optional[asyncio.TimerHandle] = None
         self._keepalive: Optional[asyncio.Task[None]] = None
         self._pongs: Dict[bytes, asyncio.Future[None]] = {}
         self._writable: Optional[asyncio.Future[None]] = None
         self._eof = False
         # The direct frame path (_receive_frames), once the handshake has succeeded
-        self._max_size = max_size
         self._direct = False
         self._direct_headers: FrozenSet[int] = frozenset()
         self._inflater: Optional['zlib._Decompress'] = None
@@ -262,17 +309,14 @@ class WebSocketConnection(asyncio.Protocol):
         self._flush()  # the handshake request
 
     def data_received(self, data: bytes) -> None:
-        if self._direct:
-            self._receive_frames(data)
-        else:
-            self._to_websockets(data)
-            reader = self.protocol.reader
-            if isinstance(reader, ChunkReader) and reader.after_handshake:  # the first frames
-                after, reader.after_handshake = reader.after_handshake, b''
-                if self._direct:
-                    self._receive_frames(after)
-                else:
-                    self._to_websockets(after)
+        if not self._direct:
+            data = self._to_websockets_until_direct(data)
+        if data:
+            try:
+                self._receive_frames(data)
+            except Exception as exc:  # noqa: BLE001 - websockets changed under the direct path
+                self._direct_path_failed(exc)
+                return
         self._flush()
 
     def eof_received(self) -> None:
@@ -381,8 +425,37 @@ class WebSocketConnection(asyncio.Protocol):
                 return
 
     def _to_websockets(self, data: bytes) -> None:
-        self.protocol.receive_data(data)
-        self._handle_events()
+        # In slices: a read of tiny frames would otherwise be parsed into one list of events
+        # (a 256 KiB read of 2-byte frames: 131,072 Frame objects) before any bound is checked.
+        if len(data) <= PARSER_SLICE:
+            self.protocol.receive_data(data)
+            self._handle_events()
+            return
+        for start in range(0, len(data), PARSER_SLICE):
+            self.protocol.receive_data(data[start:start + PARSER_SLICE])
+            self._handle_events()
+
+    def _to_websockets_until_direct(self, data: bytes) -> bytes:
+        """Parse ``data`` with websockets; return the first frames if the direct path starts."""
+        self._to_websockets(data)
+        reader = self.protocol.reader
+        if not (isinstance(reader, ChunkReader) and reader.after_handshake):
+            return b''
+        after, reader.after_handshake = reader.after_handshake, b''  # the first frames
+        if self._direct:
+            return after
+        self._to_websockets(after)
+        return b''
+
+    def _direct_path_failed(self, exc: Exception) -> None:
+        """End this connection and read every later one with websockets' parser alone."""
+        global _direct_chosen
+        if _direct_chosen:
+            _direct_chosen = False
+            _log.error('the WebSocket direct frame path failed (%s: %s); websockets parser '
+                       'reads every stream from now on', type(exc).__name__, exc)
+        self.failure = f'direct frame path failed ({type(exc).__name__}); reconnecting'
+        self.abort()
 
     def _start_direct_frames(self) -> None:
         """Take whole messages out of the reads from now on, if the reader and extensions allow."""
@@ -480,7 +553,8 @@ class WebSocketConnection(asyncio.Protocol):
             self.protocol.receive_eof()
 
     def _handle_events(self) -> None:
-        # After a failure (_deliver) the rest is dropped: websockets parsed it before then.
+        # After a failure (_deliver, _assemble) the rest is dropped: websockets parsed it
+        # before then.
         for event in self.protocol.events_received():
             if not isinstance(event, Frame):  # the handshake's response
                 if self._opened.done():  # the opening timed out meanwhile
@@ -497,12 +571,15 @@ class WebSocketConnection(asyncio.Protocol):
                     if not self._deliver(opcode, event.data):
                         return
                 else:
-                    self._fragmented, self._fragments = opcode, [event.data]
-            elif opcode is Opcode.CONT:
-                self._fragments.append(event.data)
-                if event.fin and self._fragmented is not None:
-                    opcode, data = self._fragmented, b''.join(self._fragments)
-                    self._fragmented, self._fragments = None, []
+                    self._fragmented = opcode
+                    if not self._assemble(event.data):
+                        return
+            elif opcode is Opcode.CONT and self._fragmented is not None:
+                if not self._assemble(event.data):
+                    return
+                if event.fin:
+                    opcode, data = self._fragmented, self._assembly
+                    self._fragmented, self._assembly, self._fragments = None, bytearray(), 0
                     if not self._deliver(opcode, data):
                         return
             elif opcode is Opcode.PONG:
@@ -510,10 +587,32 @@ class WebSocketConnection(asyncio.Protocol):
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
 
-    def _deliver(self, opcode: Opcode, data: bytes) -> bool:
+    def _assemble(self, data: bytes) -> bool:
+        """Add a fragment to the message being assembled; False if that broke a bound."""
+        self._fragments += 1
+        self._assembly += data
+        if self._fragments > MAX_FRAGMENTS:
+            return self._refuse(Refusal(
+                'fragments', f'a message in over {MAX_FRAGMENTS} fragments'))
+        cost = len(self._assembly) + FRAGMENT_COST * self._fragments
+        if self._max_size is not None and cost > self._max_size:
+            return self._refuse(Refusal(
+                'assembly', f'a message in {self._fragments} fragments over {self._max_size} '
+                f'bytes, counting {FRAGMENT_COST} bytes per fragment'))
+        return True
+
+    def _refuse(self, refusal: Refusal) -> bool:
+        """End the connection with 1009 for breaking one of this side's bounds; False."""
+        self.refused = refusal
+        self._fragmented, self._assembly, self._fragments = None, bytearray(), 0
+        self.protocol.fail(1009, refusal.detail[:120])  # a close reason fits in 123 bytes
+        return False
+
+    def _deliver(self, opcode: Opcode, data: Union[bytes, bytearray]) -> bool:
         """Hand a message over; False if it failed the connection instead (not UTF-8)."""
         if opcode is Opcode.BINARY:
-            self._on_message(data)  # bytes already: a slice of a read, or a join of fragments
+            # A slice of a read, or the assembly of fragments (copied once, to bytes).
+            self._on_message(data if type(data) is bytes else bytes(data))
             return True
         try:
             text = data.decode()
@@ -538,6 +637,121 @@ class WebSocketConnection(asyncio.Protocol):
             self._close_timer = self._loop.call_later(self._close_timeout_s, transport.abort)
 
 
+class RecordingTransport(asyncio.Transport):
+    """A transport that keeps what a connection writes: for driving one by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        self.written += data
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.closed = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+_direct_chosen: Optional[bool] = None
+_SILENT = logging.getLogger(__name__ + '.self_test')  # the self-test's server says nothing
+_SILENT.setLevel(logging.CRITICAL + 1)
+_SILENT.propagate = False
+
+
+def direct_frames() -> bool:
+    """Return whether connections take whole messages out of the reads; tested once."""
+    global _direct_chosen
+    if _direct_chosen is None:
+        if switched_off('ws_direct'):
+            _direct_chosen, said = False, 'off (ROBOFLARE_FAST_PATHS)'
+        else:
+            difference = direct_path_difference()
+            _direct_chosen = not difference
+            said = 'on' if not difference else (
+                f'off: {difference}; websockets parser reads every frame')
+        _log.info('WebSocket direct frame path %s', said)
+    return _direct_chosen
+
+
+def direct_path_difference() -> str:
+    """
+    Read a known stream with the direct path and with websockets' parser; say what differs.
+
+    Plain and compressed, each with text and binary messages, a message cut across reads,
+    one fragmented around a ping, and a closing handshake. Returns '' when both read the
+    same messages and send the same frames back, and the direct path did read them.
+    """
+    loop = asyncio.new_event_loop()  # never run: the connections are driven by hand
+    try:
+        for compression in (False, True):
+            got = _read_known_stream(loop, compression, direct=True)
+            expected = _read_known_stream(loop, compression, direct=False)
+            if got != expected:
+                return f'it reads a {"compressed" if compression else "plain"} stream differently'
+        return ''
+    except Exception as exc:  # noqa: BLE001 - whatever is missing: use websockets' parser
+        return f'{type(exc).__name__}: {exc}'
+    finally:
+        loop.close()
+
+
+def _read_known_stream(loop: asyncio.AbstractEventLoop, compression: bool,
+                       direct: bool) -> Tuple[List[Message], List[Tuple[Opcode, bytes]], bool]:
+    messages: List[Message] = []
+    protocol = ClientProtocol(
+        parse_uri('ws://robot/stream'), max_size=1 << 16,
+        extensions=enable_client_permessage_deflate(None) if compression else None)
+    if direct:
+        read_in_chunks(protocol, set_aside=True)
+    protocol.send_request(protocol.connect())
+    connection = WebSocketConnection(protocol, messages.append, 1.0, loop=loop)
+    transport = RecordingTransport()
+    connection.connection_made(transport)
+    server = ServerProtocol(
+        extensions=[ServerPerMessageDeflateFactory()] if compression else None, max_size=None,
+        logger=_SILENT)
+    server.receive_data(bytes(transport.written))
+    server.send_response(server.accept(server.events_received()[0]))
+    response = b''.join(server.data_to_send())
+    server.send_text('{"op": "topics", "topics": []}'.encode())
+    server.send_binary(bytes(range(256)) * 40)
+    server.send_text('über '.encode() * 300)  # cut across reads below
+    server.send_text(b'{"frag', fin=False)
+    server.send_ping(b'between')
+    server.send_continuation(b'ment": 1}', fin=True)
+    server.send_binary(b'')
+    server.send_close(1000, 'done')
+    frames = b''.join(server.data_to_send())
+    stream = response + frames
+    # The first frames come with the handshake's response; then cuts inside frames.
+    cuts = [len(response) + 40, len(response) + len(frames) // 2, len(stream) - 30, len(stream)]
+    start = 0
+    for end in cuts:
+        connection.data_received(stream[start:end])
+        start = end
+    used_direct = connection._direct and (connection._inflater is not None) == compression
+    connection.eof_received()
+    connection.connection_lost(None)
+    written = bytes(transport.written)
+    peer = ServerProtocol(state=State.OPEN, max_size=None, logger=_SILENT)  # what the client sent
+    peer.receive_data(written[written.index(b'\r\n\r\n') + 4:])
+    sent = [(frame.opcode, frame.data[:2] if frame.opcode is Opcode.CLOSE else frame.data)
+            for frame in peer.events_received() if isinstance(frame, Frame)]
+    return messages, sent, used_direct if direct else True
+
+
 async def open_connection(url: str, on_message: Callable[[Message], None], *,
                           compression: bool = True, max_size: Optional[int] = 1 << 20,
                           open_timeout_s: float = 10.0, close_timeout_s: float = 2.0,
@@ -551,9 +765,11 @@ async def open_connection(url: str, on_message: Callable[[Message], None], *,
     does for the API.
     """
     uri = parse_uri(url)
-    protocol = read_in_chunks(ClientProtocol(
+    protocol = ClientProtocol(
         uri, extensions=enable_client_permessage_deflate(None) if compression else None,
-        max_size=max_size, logger=logger), set_aside=True)
+        max_size=max_size, logger=logger)
+    if direct_frames():
+        read_in_chunks(protocol, set_aside=True)
     protocol.send_request(protocol.connect())
     if uri.secure and ssl_context is None:
         ssl_context = ssl.create_default_context()
@@ -563,7 +779,7 @@ async def open_connection(url: str, on_message: Callable[[Message], None], *,
         proxy = environment_proxy(uri.host, uri.port, uri.secure)
         sock = None if proxy is None else await tunnel(proxy, uri.host, uri.port)
         _, connection = await loop.create_connection(
-            lambda: WebSocketConnection(protocol, on_message, close_timeout_s, max_size),
+            lambda: WebSocketConnection(protocol, on_message, close_timeout_s),
             None if sock else uri.host, None if sock else uri.port, sock=sock,
             ssl=ssl_context if uri.secure else None,
             server_hostname=uri.host if sock and uri.secure else None)
@@ -621,5 +837,7 @@ async def tunnel(proxy_url: str, host: str, port: int) -> socket.socket:
     return sock
 
 
-__all__ = ['ChunkReader', 'frame_extent', 'Message', 'WebSocketConnection', 'open_connection',
-           'read_in_chunks', 'websockets_connect']
+__all__ = ['ChunkReader', 'direct_frames', 'direct_path_difference', 'FRAGMENT_COST',
+           'frame_extent', 'MAX_FRAGMENTS', 'Message', 'message_limit', 'open_connection',
+           'PARSER_SLICE', 'read_in_chunks', 'RecordingTransport', 'Refusal', 'WebSocketConnection',
+           'websockets_connect']

@@ -25,7 +25,8 @@ import pytest
 from rcl_interfaces.msg import Log
 from rclpy.serialization import deserialize_message, serialize_message
 from roboflare_bridge import rclpy_compat
-from roboflare_bridge.rclpy_compat import ENVIRONMENT, fast_paths, set_bytes, take_queued
+from roboflare_bridge.fast_paths import ENVIRONMENT
+from roboflare_bridge.rclpy_compat import fast_paths, set_bytes, take_queued
 from roboflare_bridge.testing import (
     BridgeProcess, Collector, EmulatorThread, start_python, stop_process,
 )
@@ -45,9 +46,10 @@ ALL = {'take_queued', 'byte_slots', 'slot_construction', 'cdr_publish'}
 
 @pytest.mark.parametrize('setting,off', [('0', ALL), ('byte_slots', {'byte_slots'}),
                                          ('cdr_publish', {'cdr_publish'}), ('', set())])
-def test_the_environment_turns_fast_paths_off(setting, off, caplog):
+def test_the_environment_turns_fast_paths_off(setting, off, caplog, monkeypatch):
+    monkeypatch.setenv(ENVIRONMENT, setting)
     with caplog.at_level(logging.INFO, logger='roboflare_bridge.rclpy_compat'):
-        chosen = rclpy_compat._detect(setting)
+        chosen = rclpy_compat._detect()
     assert {name for name in ALL if not getattr(chosen, name)} == off
     assert 'rclpy fast paths:' in caplog.text  # said once, at the choice
 

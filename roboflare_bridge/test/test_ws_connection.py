@@ -20,6 +20,8 @@ and those are what the connection must get right.
 """
 
 import asyncio
+from dataclasses import dataclass
+import logging
 import random
 import shutil
 import ssl
@@ -28,12 +30,16 @@ from typing import List, Optional
 import zlib
 
 import pytest
+from roboflare_bridge import ws_connection
+from roboflare_bridge.fast_paths import ENVIRONMENT
 from roboflare_bridge.streams import handshake_status
 from roboflare_bridge.ws_connection import (
-    ChunkReader, open_connection, read_in_chunks, WebSocketConnection,
+    ChunkReader, direct_frames, direct_path_difference, FRAGMENT_COST, MAX_FRAGMENTS,
+    message_limit, open_connection, PARSER_SLICE, read_in_chunks, RecordingTransport,
+    WebSocketConnection,
 )
 from websockets.extensions.permessage_deflate import (
-    enable_client_permessage_deflate, enable_server_permessage_deflate,
+    enable_client_permessage_deflate, enable_server_permessage_deflate, PerMessageDeflate,
     ServerPerMessageDeflateFactory,
 )
 from websockets.frames import Frame, Opcode
@@ -469,33 +475,15 @@ def test_a_protocol_on_a_chunk_reader_parses_what_the_stock_one_does(seed):
     assert len(chunked_sent) == len(stock_sent)  # pongs and the close reply (masked)
 
 
-# -- The direct frame path against websockets' parser ---------------------------------------
+# -- The direct frame path against websockets' own parser ----------------------------------
+#
+# The reference is websockets' ClientProtocol with websockets' own reader, and assembly as
+# the bridge specifies it, in plain code: fragments joined, at most MAX_FRAGMENTS of them
+# costing FRAGMENT_COST bytes each within max_size, text strictly UTF-8. The bridge's
+# connection reads with its ChunkReader and takes whole messages straight out of the reads.
 
-class Transport(asyncio.Transport):
-    """Keeps what the connection writes; the test plays the server's side by hand."""
-
-    def __init__(self):
-        super().__init__()
-        self.written = bytearray()
-        self.closed = False
-
-    def write(self, data):
-        self.written += data
-
-    def can_write_eof(self):
-        return True
-
-    def write_eof(self):
-        self.closed = True
-
-    def close(self):
-        self.closed = True
-
-    def abort(self):
-        self.closed = True
-
-    def get_write_buffer_size(self):
-        return 0
+MAX_SIZE = 200_000  # over every message but the endings that test it
+COMPRESSIONS = ['deflate', 'deflate per message', 'plain']  # the server's choice
 
 
 def raw_frame(first: int, payload: bytes, masked: bool = False) -> bytes:
@@ -515,24 +503,215 @@ def raw_frame(first: int, payload: bytes, masked: bool = False) -> bytes:
     return head + payload
 
 
+class Deflater:
+    """The server's side of permessage-deflate, for frames the test writes by hand."""
+
+    def __init__(self, compression: str) -> None:
+        self.per_message = compression == 'deflate per message'  # no context takeover
+        self._deflater = zlib.compressobj(wbits=-15)
+
+    def __call__(self, data: bytes) -> bytes:
+        if self.per_message:
+            self._deflater = zlib.compressobj(wbits=-15)
+        return (self._deflater.compress(data) + self._deflater.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def server_extensions(compression: str) -> Optional[list]:
+    if compression == 'plain':
+        return None
+    return [ServerPerMessageDeflateFactory(  # a 15-bit window, as aiohttp's
+        server_no_context_takeover=compression == 'deflate per message')]
+
+
+def client_protocol(compression: str, max_size: Optional[int]) -> StockClient:
+    return StockClient(parse_uri('ws://robot/stream'), max_size=max_size,
+                       extensions=None if compression == 'plain'
+                       else enable_client_permessage_deflate(None))
+
+
+def handshake_response(request: bytes, compression: str) -> bytes:
+    server = ServerProtocol(extensions=server_extensions(compression))
+    server.receive_data(request)
+    server.send_response(server.accept(server.events_received()[0]))
+    return b''.join(server.data_to_send())
+
+
+def frames_sent(written: bytes) -> List[tuple]:
+    """Return what a client sent after its request: (opcode, data), a close by its code."""
+    server = ServerProtocol(state=State.OPEN, max_size=None)
+    server.receive_data(written[written.index(b'\r\n\r\n') + 4:])
+    return [(frame.opcode, frame.data[:2] if frame.opcode is Opcode.CLOSE else frame.data)
+            for frame in server.events_received()]
+
+
+def close_codes(protocol: StockClient) -> tuple:
+    return (protocol.close_rcvd and protocol.close_rcvd.code,
+            protocol.close_sent and protocol.close_sent.code)
+
+
+@dataclass
+class Outcome:
+    """What a client did with a stream: messages, frames sent back, close codes."""
+
+    messages: list
+    sent: List[tuple]
+    codes: tuple
+
+
+class ReferenceReader:
+    """websockets' own parser and reader, with the bridge's assembly rules in plain code."""
+
+    def __init__(self, compression: str, max_size: Optional[int]) -> None:
+        self.protocol = client_protocol(compression, max_size)
+        self.protocol.send_request(self.protocol.connect())
+        self.request = b''.join(self.protocol.data_to_send())
+        self.max_size = max_size
+        self.messages: list = []
+        self.assembly_failure = 0  # the close code this side's assembly ended with
+        self.parsed_past_failure = False
+        self._opcode: Optional[Opcode] = None
+        self._parts: List[bytes] = []
+        self._size = 0
+
+    def feed(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        frames = [e for e in self.protocol.events_received() if isinstance(e, Frame)]
+        for index, frame in enumerate(frames):
+            if self.assembly_failure:
+                return
+            code = self._take(frame)
+            if code:
+                # websockets parsed the read past this frame before assembly saw it
+                self.parsed_past_failure = (index + 1 < len(frames)
+                                            or self.protocol.close_sent is not None)
+                self.assembly_failure = code
+                self.protocol.fail(code, 'refused')
+
+    def end(self) -> Outcome:
+        self.protocol.receive_eof()
+        written = self.request + b''.join(self.protocol.data_to_send())
+        return Outcome(self.messages, frames_sent(written), close_codes(self.protocol))
+
+    def _take(self, frame: Frame) -> int:
+        if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+            if frame.fin:
+                return self._deliver(frame.opcode, frame.data)
+            self._opcode, self._parts, self._size = frame.opcode, [], 0
+        elif frame.opcode is not Opcode.CONT or self._opcode is None:
+            return 0
+        self._parts.append(frame.data)
+        self._size += len(frame.data) + FRAGMENT_COST
+        if len(self._parts) > MAX_FRAGMENTS or (
+                self.max_size is not None and self._size > self.max_size):
+            return 1009
+        if not frame.fin:
+            return 0
+        opcode, self._opcode = self._opcode, None
+        return self._deliver(opcode, b''.join(self._parts))
+
+    def _deliver(self, opcode: Opcode, data: bytes) -> int:
+        if opcode is Opcode.BINARY:
+            self.messages.append(bytes(data))
+            return 0
+        try:
+            self.messages.append(bytes(data).decode())
+        except UnicodeDecodeError:
+            return 1007
+        return 0
+
+
+class BridgeReader:
+    """The bridge's connection, its direct path on or off, driven by hand."""
+
+    def __init__(self, compression: str, max_size: Optional[int], direct: bool = True) -> None:
+        protocol = client_protocol(compression, max_size)
+        if direct:
+            read_in_chunks(protocol, set_aside=True)
+        self.parsed = 0  # frames websockets' parser produced
+        events_received = protocol.events_received
+
+        def count_frames():
+            events = events_received()
+            self.parsed += sum(isinstance(event, Frame) for event in events)
+            return events
+        protocol.events_received = count_frames
+        protocol.send_request(protocol.connect())
+        self.loop = asyncio.new_event_loop()  # never run: the connection is driven by hand
+        self.messages: list = []
+        self.connection = WebSocketConnection(protocol, self.messages.append, 1.0,
+                                              loop=self.loop)
+        self.transport = RecordingTransport()
+        self.connection.connection_made(self.transport)
+        self.request = bytes(self.transport.written)
+
+    def feed(self, data: bytes) -> None:
+        self.connection.data_received(data)
+
+    def end(self) -> Outcome:
+        self.connection.eof_received()
+        self.connection.connection_lost(None)
+        self.loop.close()
+        return Outcome(self.messages, frames_sent(bytes(self.transport.written)),
+                       close_codes(self.connection.protocol))
+
+
+def cut(frames: bytes, seed: Optional[int]) -> List[bytes]:
+    """
+    Return ``frames`` as reads: seeded (a few large or many small, some of a few bytes, the
+    first with the handshake's response), or, without a seed, all in the response's read.
+    """
+    if seed is None or len(frames) < 2:
+        return [frames]
+    rng = random.Random(seed)
+    count = min(len(frames) - 1, rng.choice([2, 3, 60]))
+    cuts = set(rng.sample(range(1, len(frames)), count))
+    cuts |= {c for c in rng.sample(range(1, 300), 20) if c < len(frames)}
+    cuts = sorted(cuts)
+    return [frames[a:b] for a, b in zip([0] + cuts, cuts + [len(frames)])]
+
+
+def read(reader, frames: bytes, seed: Optional[int], compression: str):
+    reads = cut(frames, seed)
+    reader.feed(handshake_response(reader.request, compression) + reads[0])
+    for data in reads[1:]:
+        reader.feed(data)
+    return reader.end()
+
+
+# websockets parses the whole of a read before the connection sees any of its frames, so
+# when assembly refuses a message (not UTF-8, a bound), websockets may already have answered
+# a ping further on in that read, or failed on a later frame with another close code. The
+# direct path reads frame by frame and stops at the first failure. The one difference the
+# comparison allows, and only where the reference did parse past the failure.
+PARSES_THE_REST_OF_THE_READ = 'websockets parses the rest of a read before assembly refuses'
+
+
+def assert_read_alike(frames: bytes, compression: str, seed: Optional[int],
+                      max_size: Optional[int] = MAX_SIZE) -> Outcome:
+    """Read ``frames`` both ways; assert the same outcome (one known difference allowed)."""
+    reference = ReferenceReader(compression, max_size)
+    expected = read(reference, frames, seed, compression)
+    got = read(BridgeReader(compression, max_size), frames, seed, compression)
+    if reference.parsed_past_failure:  # PARSES_THE_REST_OF_THE_READ
+        assert got.messages == expected.messages
+        assert got.codes[1] == reference.assembly_failure
+    else:
+        assert got == expected
+    return got
+
+
 # How a stream ends ('eof': it just stops), the last ones only with or without deflate
 ENDINGS = ['close', 'eof', 'invalid utf-8', 'too big', 'masked', 'rsv2', 'unknown opcode',
            'a message inside a fragmented one']
 DEFLATE_ENDINGS = ['inflates too big', 'bad deflate']
 PLAIN_ENDINGS = ['rsv1 without deflate']
-COMPRESSIONS = ['deflate', 'deflate per message', 'plain']  # the server's choice
 
 
-def frame_stream(rng: random.Random, compression: str, max_size: int, ending: str) -> bytes:
+def frame_stream(rng: random.Random, compression: str, max_size: int, ending: str,
+                 sizes=(0, 1, 125, 126, 127, 1000, 65535, 65536, 42_000)) -> bytes:
     """Return the server's frames after the handshake: varied messages, then the ending named."""
     compressed = compression != 'plain'
-    deflater = zlib.compressobj(wbits=-15)
-
-    def deflate(data: bytes) -> bytes:
-        nonlocal deflater
-        if compression == 'deflate per message':  # server_no_context_takeover
-            deflater = zlib.compressobj(wbits=-15)
-        return (deflater.compress(data) + deflater.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    deflate = Deflater(compression)
 
     def message(opcode: int, data: bytes) -> bytes:
         deflated = compressed and rng.random() < 0.8
@@ -547,12 +726,12 @@ def frame_stream(rng: random.Random, compression: str, max_size: int, ending: st
 
     out = []
     for index in range(rng.randrange(5, 40)):
-        size = rng.choice([0, 1, 125, 126, 127, 1000, 65535, 65536, 42_000])
+        size = rng.choice(sizes)
         kind = rng.random()
         if kind < 0.45:
             out.append(message(0x1, ('ü{"i": %d}' % index * (size // 10 + 1))[:size].encode()))
         elif kind < 0.85:
-            out.append(message(0x2, bytes(rng.randrange(256) for _ in range(size))))
+            out.append(message(0x2, rng.randbytes(size)))
         elif kind < 0.95:
             out.append(raw_frame(0x89, b'ping %d' % index))
         else:
@@ -577,67 +756,8 @@ def frame_stream(rng: random.Random, compression: str, max_size: int, ending: st
         out.append(raw_frame(0x01, b'first fragment') + raw_frame(0x81, b'not a continuation'))
     elif ending == 'rsv1 without deflate':
         out.append(raw_frame(0xC1, b'rsv1'))
-    out.append(raw_frame(0x81, b'after the ending'))  # delivered only if nothing ended it
+    out.append(raw_frame(0x81, b'after the ending') + raw_frame(0x89, b'after'))
     return b''.join(out)
-
-
-MAX_SIZE = 200_000  # over every message but the endings that test it
-
-
-def drive(frames: bytes, compression: str, cut_seed: Optional[int], direct: bool) -> tuple:
-    """
-    Feed the handshake's response and ``frames`` to a connection; return what it did.
-
-    With ``cut_seed`` the bytes come in seeded reads (a few large or many small, some of a
-    few bytes), without in one read. Without ``direct`` (a reader that does not set the
-    first frames aside) every frame goes through websockets' parser: the reference.
-    """
-    messages: list = []
-    parsed: List[Frame] = []  # the frames websockets' parser produced
-
-    async def run():
-        protocol = read_in_chunks(StockClient(
-            parse_uri('ws://robot/stream'), max_size=MAX_SIZE,
-            extensions=None if compression == 'plain' else enable_client_permessage_deflate(None)),
-            set_aside=direct)
-        events_received = protocol.events_received
-
-        def count_frames():
-            events = events_received()
-            parsed.extend(event for event in events if isinstance(event, Frame))
-            return events
-        protocol.events_received = count_frames
-        protocol.send_request(protocol.connect())
-        connection = WebSocketConnection(protocol, messages.append, 1.0, MAX_SIZE)
-        transport = Transport()
-        connection.connection_made(transport)
-        server = ServerProtocol(extensions=None if compression == 'plain' else [
-            ServerPerMessageDeflateFactory(  # a 15-bit window, as aiohttp's
-                server_no_context_takeover=compression == 'deflate per message')])
-        server.receive_data(bytes(transport.written))
-        server.send_response(server.accept(server.events_received()[0]))
-        stream = b''.join(server.data_to_send()) + frames
-        cuts = []
-        if cut_seed is not None:
-            rng = random.Random(cut_seed)
-            reads = rng.choice([3, 60])
-            cuts = rng.sample(range(1, len(stream)), min(len(stream) - 1, reads))
-            cuts = sorted(set(cuts + rng.sample(range(1, 300), 20)))
-        for start, end in zip([0] + cuts, cuts + [len(stream)]):
-            connection.data_received(stream[start:end])
-        connection.eof_received()
-        connection.connection_lost(None)
-        await connection.wait_closed()
-        server = ServerProtocol(state=State.OPEN, max_size=None)  # reads what the client sent
-        server.receive_data(bytes(transport.written[transport.written.index(b'\r\n\r\n') + 4:]))
-        sent = [(frame.opcode, frame.data[:2] if frame.opcode is Opcode.CLOSE else frame.data)
-                for frame in server.events_received()]  # a close's code, not its wording
-        closed = connection.close_exc
-        codes = (closed.rcvd and closed.rcvd.code, closed.sent and closed.sent.code)
-        return sent, codes
-
-    sent, codes = asyncio.run(run())
-    return messages, sent, codes, len(parsed)
 
 
 @pytest.mark.parametrize('compression', COMPRESSIONS)
@@ -646,25 +766,132 @@ def test_the_direct_frame_path_does_what_websockets_parser_does(seed, compressio
     endings = ENDINGS + (PLAIN_ENDINGS if compression == 'plain' else DEFLATE_ENDINGS)
     ending = endings[seed % len(endings)]
     frames = frame_stream(random.Random(seed), compression, MAX_SIZE, ending)
-    got = drive(frames, compression, seed, True)
-    expected = drive(frames, compression, seed, False)
-    assert got[:3] == expected[:3]  # messages, frames sent back (pongs, close), close codes
+    assert_read_alike(frames, compression, seed)
+    reader = BridgeReader(compression, MAX_SIZE)
+    read(reader, frames, seed, compression)
+    reference = BridgeReader(compression, MAX_SIZE, direct=False)
+    read(reference, frames, seed, compression)
     if compression != 'deflate per message':  # where websockets inflates each message
-        assert got[3] < expected[3]  # the direct path took frames websockets did not parse
+        assert reader.parsed < reference.parsed  # the direct path took frames itself
 
 
 @pytest.mark.parametrize('compression', ['deflate', 'plain'])
 def test_whole_messages_read_at_once_never_reach_websockets_parser(compression):
-    compressed = compression == 'deflate'
-    deflater = zlib.compressobj(wbits=-15)
+    deflate = Deflater(compression)
     texts = ['{"op": "message", "seq": %d}' % index for index in range(100)]
     frames = b''
     for index, text in enumerate(texts):
         opcode = 0x81 if index % 2 else 0x82
         data = text.encode()
-        if compressed:  # the same context across messages, as websockets negotiates it
-            data = (deflater.compress(data) + deflater.flush(zlib.Z_SYNC_FLUSH))[:-4]
-        frames += raw_frame(opcode | (0x40 if compressed else 0), data)
-    messages, _, codes, parsed = drive(frames, compression, None, True)
-    assert messages == [text if index % 2 else text.encode() for index, text in enumerate(texts)]
-    assert parsed == 0 and codes == (None, None)  # and the stream ended without a close
+        if compression == 'deflate':  # the same context across messages, as negotiated
+            data = deflate(data)
+        frames += raw_frame(opcode | (0x40 if compression == 'deflate' else 0), data)
+    reader = BridgeReader(compression, MAX_SIZE)
+    outcome = read(reader, frames, None, compression)
+    assert outcome.messages == [text if index % 2 else text.encode()
+                                for index, text in enumerate(texts)]
+    assert reader.parsed == 0 and outcome.codes == (None, None)  # ended without a close
+
+
+@pytest.mark.parametrize('direct', [True, False])
+def test_websockets_parser_is_fed_bounded_slices_of_a_read(direct):
+    # 65,536 empty pings in one read: websockets would parse them into one list of events.
+    pings = raw_frame(0x89, b'') * 65536
+    reader = BridgeReader('plain', MAX_SIZE, direct)
+    batches: List[int] = []
+    events_received = reader.connection.protocol.events_received
+
+    def batch():
+        events = events_received()
+        batches.append(len(events))
+        return events
+    reader.connection.protocol.events_received = batch
+    outcome = read(reader, pings, None, 'plain')
+    assert len(outcome.sent) == 65536 and max(batches) <= PARSER_SLICE // 2
+
+
+def test_the_size_limit_is_the_protocols_own():
+    for limit in (None, 1, 1 << 20):
+        assert message_limit(client_protocol('plain', limit)) == limit
+    if hasattr(StockClient(parse_uri('ws://robot/'), max_size=(10, 5)), 'max_message_size'):
+        # websockets >= 17: a (message, fragment) pair; the message's limit is the one
+        assert message_limit(StockClient(parse_uri('ws://robot/'), max_size=(10, 5))) == 10
+
+
+# -- The direct path's self-test and its fallback ----------------------------------------
+
+@pytest.fixture
+def untested(monkeypatch):
+    """The direct path as before its first use: tested again on the next connection."""
+    monkeypatch.setattr(ws_connection, '_direct_chosen', None)
+    monkeypatch.delenv(ENVIRONMENT, raising=False)
+    return monkeypatch
+
+
+def test_the_direct_path_passes_its_self_test_on_this_websockets(untested, caplog):
+    assert direct_path_difference() == ''
+    with caplog.at_level(logging.INFO, logger='roboflare_bridge.ws_connection'):
+        assert direct_frames() and direct_frames()
+    assert caplog.text.count('WebSocket direct frame path on') == 1  # said once
+
+
+BREAKAGES = {
+    # a websockets release that renames the parser's entry point
+    'no parse()': lambda patch: patch.delattr(StockClient, 'parse'),
+    # one whose deflate extension keeps its decompressor elsewhere
+    'no decoder': lambda patch: patch.setattr(
+        PerMessageDeflate, '__getattribute__', lambda self, name: (
+            (_ for _ in ()).throw(AttributeError(name)) if name == 'decoder'
+            else object.__getattribute__(self, name))),
+    # a direct path that would read the frames wrongly
+    'wrong inflation': lambda patch: patch.setattr(
+        WebSocketConnection, '_inflate', lambda self, payload: b'?'),
+    'wrong cut': lambda patch: patch.setattr(ws_connection, 'frame_extent',
+                                             lambda data, pos: (pos + 2, pos + 3)),
+}
+
+
+@pytest.mark.parametrize('breakage', sorted(BREAKAGES))
+def test_websockets_parser_reads_every_stream_when_the_self_test_fails(untested, caplog,
+                                                                       breakage):
+    BREAKAGES[breakage](untested)
+    with caplog.at_level(logging.INFO, logger='roboflare_bridge.ws_connection'):
+        assert not direct_frames()
+    assert 'WebSocket direct frame path off: ' in caplog.text
+    untested.undo()  # websockets as it is: connections read with its parser alone
+
+    async def scenario():
+        server, url, accepted = await serve()
+        messages = Inbox()
+        connection = await open_connection(url, messages, compression=False)
+        peer = await asyncio.wait_for(accepted.get(), 5)
+        peer.send(Opcode.TEXT, b'still read')
+        await messages.wait_for(1)
+        await connection.close()
+        server.close()
+        return messages, connection
+    ws_connection._direct_chosen = False
+    try:
+        messages, connection = asyncio.run(scenario())
+    finally:
+        ws_connection._direct_chosen = None
+    assert messages == ['still read'] and not isinstance(connection.protocol.reader,
+                                                         ChunkReader)
+
+
+@pytest.mark.parametrize('setting', ['0', 'cdr_publish,ws_direct'])
+def test_the_environment_turns_the_direct_path_off(untested, setting):
+    untested.setenv(ENVIRONMENT, setting)
+    assert not direct_frames()
+
+
+def test_a_direct_path_failing_at_run_time_ends_the_connection_and_is_off_for_good(untested):
+    assert direct_frames()
+    reader = BridgeReader('plain', MAX_SIZE)
+
+    def broken(self, first, payload):
+        raise AttributeError('a websockets internal went away')
+    untested.setattr(WebSocketConnection, '_take_message', broken)
+    reader.feed(handshake_response(reader.request, 'plain') + raw_frame(0x81, b'x'))
+    assert reader.transport.closed and 'direct frame path failed' in reader.connection.failure
+    assert not direct_frames()
