@@ -18,8 +18,8 @@ The frames are the emulator's: one simulated robot's topic echo (its topics inte
 their nominal rates, each message compressed in one permessage-deflate context, as aiohttp
 sends them) and its camera (640x480 JPEGs, uncompressed). They are read in 64 KiB reads
 by the bridge's WebSocketConnection, with whole messages taken straight out of the reads
-(the bridge's path) and with every frame through websockets' parser (a reader that does
-not set the first frames aside). Prints microseconds per frame on one core for both.
+(the bridge's direct path) and with every frame through websockets' parser and reader (the
+bridge with the direct path off). Prints microseconds per frame on one core for both.
 
     python bench/ws_bench.py [--seconds S] [--json FILE]
 """
@@ -90,16 +90,17 @@ def receive_rate(frames: List[bytes], compressed: bool, direct: bool, seconds: f
         delivered[0] += 1
 
     async def one_round() -> float:
-        protocol = read_in_chunks(ClientProtocol(
+        protocol = ClientProtocol(
             parse_uri('ws://robot/stream'), max_size=1 << 20,
-            extensions=enable_client_permessage_deflate(None) if compressed else None),
-            set_aside=direct)
+            extensions=enable_client_permessage_deflate(None) if compressed else None)
+        if direct:
+            read_in_chunks(protocol, set_aside=True)
         protocol.send_request(protocol.connect())
         server = ServerProtocol(  # a 15-bit window and one context, as aiohttp negotiates
             extensions=[ServerPerMessageDeflateFactory()] if compressed else None)
         server.receive_data(b''.join(protocol.data_to_send()))
         server.send_response(server.accept(server.events_received()[0]))
-        connection = WebSocketConnection(protocol, on_message, 1.0, 1 << 20)
+        connection = WebSocketConnection(protocol, on_message, 1.0)
         connection.data_received(b''.join(server.data_to_send()))
         delivered[0] = 0
         started = time.process_time()

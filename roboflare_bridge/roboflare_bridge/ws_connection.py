@@ -56,6 +56,7 @@ from collections import deque
 from dataclasses import dataclass
 import logging
 import os
+import random
 import socket
 import ssl
 from typing import Callable, Deque, Dict, FrozenSet, Generator, List, Optional, Tuple, Union
@@ -63,7 +64,7 @@ from urllib.parse import unquote, urlsplit
 import urllib.request
 import zlib
 
-from websockets.exceptions import ConnectionClosed, InvalidState
+from websockets.exceptions import ConnectionClosed, InvalidState, PayloadTooBig, ProtocolError
 from websockets.extensions.permessage_deflate import (
     enable_client_permessage_deflate, PerMessageDeflate, ServerPerMessageDeflateFactory,
 )
@@ -102,6 +103,11 @@ _WHOLE_MESSAGES = frozenset({0x81, 0x82})
 _WHOLE_COMPRESSED_MESSAGES = frozenset({0xC1, 0xC2})
 _MASKED = 0x80  # in the second byte; a server's frames never are (RFC 6455 5.1)
 _DEFLATE_TAIL = b'\x00\x00\xff\xff'  # RFC 7692 7.2.2: what the sender took off each message
+# Under this many compressed bytes every websockets release (10.4 to 17) inflates a message
+# as the direct path does: the tail appended, one call (the self-test checks it, on a
+# message whose tail inflates to content). From it on, releases differ (17 inflates in two
+# calls and refuses a message whose tail inflates to content): websockets' decoder does it.
+INFLATED_BY_WEBSOCKETS_FROM = 2044
 _INCOMPLETE = (-1, -1)
 
 
@@ -294,6 +300,7 @@ class WebSocketConnection(asyncio.Protocol):
         # The direct frame path (_receive_frames), once the handshake has succeeded
         self._direct = False
         self._direct_headers: FrozenSet[int] = frozenset()
+        self._deflate: Optional[PerMessageDeflate] = None  # and its decompressor:
         self._inflater: Optional['zlib._Decompress'] = None
         self._owed = 0  # bytes websockets still needs of the frame it is reading
         self._header_part = b''  # a frame header cut by the read, held for the next
@@ -428,23 +435,25 @@ class WebSocketConnection(asyncio.Protocol):
         # In slices: a read of tiny frames would otherwise be parsed into one list of events
         # (a 256 KiB read of 2-byte frames: 131,072 Frame objects) before any bound is checked.
         if len(data) <= PARSER_SLICE:
-            self.protocol.receive_data(data)
-            self._handle_events()
+            self._parse(data)
             return
         for start in range(0, len(data), PARSER_SLICE):
-            self.protocol.receive_data(data[start:start + PARSER_SLICE])
-            self._handle_events()
+            self._parse(data[start:start + PARSER_SLICE])
+
+    def _parse(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        self._handle_events()
 
     def _to_websockets_until_direct(self, data: bytes) -> bytes:
-        """Parse ``data`` with websockets; return the first frames if the direct path starts."""
-        self._to_websockets(data)
-        reader = self.protocol.reader
-        if not (isinstance(reader, ChunkReader) and reader.after_handshake):
-            return b''
-        after, reader.after_handshake = reader.after_handshake, b''  # the first frames
-        if self._direct:
-            return after
-        self._to_websockets(after)
+        """Parse ``data`` with websockets; return what is left if the direct path starts."""
+        for start in range(0, len(data), PARSER_SLICE):
+            self._parse(data[start:start + PARSER_SLICE])
+            reader = self.protocol.reader
+            if isinstance(reader, ChunkReader) and reader.after_handshake:  # the first frames
+                after, reader.after_handshake = reader.after_handshake, b''
+                if self._direct:
+                    return after + data[start + PARSER_SLICE:]
+                self._parse(after)
         return b''
 
     def _direct_path_failed(self, exc: Exception) -> None:
@@ -467,6 +476,7 @@ class WebSocketConnection(asyncio.Protocol):
         elif len(extensions) == 1 and isinstance(extensions[0], PerMessageDeflate):
             self._direct_headers = _WHOLE_MESSAGES
             if not extensions[0].remote_no_context_takeover:  # else websockets inflates
+                self._deflate = extensions[0]
                 self._inflater = getattr(extensions[0], 'decoder', None)
             if self._inflater is not None:
                 self._direct_headers = _WHOLE_MESSAGES | _WHOLE_COMPRESSED_MESSAGES
@@ -527,16 +537,28 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _take_message(self, first: int, payload: bytes) -> None:
         """Deliver a whole message read directly, inflated if its RSV1 bit says so."""
+        opcode = Opcode.TEXT if first & 1 else Opcode.BINARY
         if first & 0x40:
-            inflated = self._inflate(payload)
+            inflated = self._inflate(opcode, payload)
             if inflated is None:
                 return  # the connection has failed: the loop hands the rest over
             payload = inflated
-        self._deliver(Opcode.TEXT if first & 1 else Opcode.BINARY, payload)
+        self._deliver(opcode, payload)
 
-    def _inflate(self, payload: bytes) -> Optional[bytes]:
+    def _inflate(self, opcode: Opcode, payload: bytes) -> Optional[bytes]:
         """Decompress one whole message; on failure end the connection as websockets does."""
-        assert self._inflater is not None
+        assert self._deflate is not None and self._inflater is not None
+        if len(payload) >= INFLATED_BY_WEBSOCKETS_FROM:
+            try:
+                frame = self._deflate.decode(Frame(opcode, payload, True, True),
+                                             max_size=self._max_size)
+            except PayloadTooBig as exc:
+                self.protocol.fail(1009, str(exc)[:120])
+                return None
+            except ProtocolError as exc:
+                self.protocol.fail(1002, str(exc)[:120])
+                return None
+            return bytes(frame.data)
         try:
             data = self._inflater.decompress(payload + _DEFLATE_TAIL, self._max_size or 0)
         except zlib.error:
@@ -690,8 +712,9 @@ def direct_path_difference() -> str:
     Read a known stream with the direct path and with websockets' parser; say what differs.
 
     Plain and compressed, each with text and binary messages, a message cut across reads,
-    one fragmented around a ping, and a closing handshake. Returns '' when both read the
-    same messages and send the same frames back, and the direct path did read them.
+    one fragmented around a ping, and a closing handshake; compressed, a message whose tail
+    inflates to content. Returns '' when both read the same messages and send the same
+    frames back, and the direct path did read them.
     """
     loop = asyncio.new_event_loop()  # never run: the connections are driven by hand
     try:
@@ -732,8 +755,12 @@ def _read_known_stream(loop: asyncio.AbstractEventLoop, compression: bool,
     server.send_ping(b'between')
     server.send_continuation(b'ment": 1}', fin=True)
     server.send_binary(b'')
-    server.send_close(1000, 'done')
+    server.send_binary(random.Random(0).randbytes(5000))  # inflated by websockets' decoder
     frames = b''.join(server.data_to_send())
+    if compression:  # a stored block whose content is the tail the client appends
+        frames += bytes([0xC2, 5]) + b'\x00\x04\x00\xfb\xff'
+    server.send_close(1000, 'done')
+    frames += b''.join(server.data_to_send())
     stream = response + frames
     # The first frames come with the handshake's response; then cuts inside frames.
     cuts = [len(response) + 40, len(response) + len(frames) // 2, len(stream) - 30, len(stream)]
