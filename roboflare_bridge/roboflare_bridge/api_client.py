@@ -17,6 +17,9 @@ Asyncio client of the Roboflare HTTP control plane (httpx).
 Envelopes are unwrapped, every failure becomes one :class:`ApiError`, and requests that are
 safe to repeat (GETs, and POSTs carrying an Idempotency-Key) are retried with backoff and
 jitter on transport errors, 5xx and 429 (honouring Retry-After), within a deadline.
+A response body is read as it arrives and refused past :data:`MAX_RESPONSE_BYTES`
+(decompressed bytes, inflated in bounded steps): a huge or endless answer, or a gzip bomb,
+is never held in memory.
 
 :meth:`ApiClient.check_contract` holds the live ``/openapi.json`` against what the bridge
 uses (api_check.py) and adopts what it can absorb: list calls follow the pagination the
@@ -31,9 +34,11 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 from urllib.parse import quote
 import uuid
+import zlib
 
 import httpx
 
+from . import jsonutil
 from .api_check import check_document, Pagination, Report
 from .backoff import Backoff
 from .credentials import Credentials, Token
@@ -49,6 +54,80 @@ T = TypeVar('T')
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_PAGES = 10_000  # a list that pages on past this is taken for a server looping
+MAX_RESPONSE_BYTES = 32 << 20  # a page of 100,000 robots, or a config file of tens of MB
+# Only what read_body can inflate in bounded steps (httpx would also offer br and zstd when
+# their packages are installed, and inflate each network read whole).
+ACCEPT_ENCODING = 'gzip, deflate'
+
+
+class ResponseTooLarge(Exception):
+    """A response body over the limit (the message says so), and the response's status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def read_body(response: httpx.Response, limit: int = MAX_RESPONSE_BYTES) -> bytes:
+    """
+    Return a streamed response's body, decompressed; raise ResponseTooLarge past ``limit``.
+
+    A declared Content-Length over the limit is refused before anything is read.
+    """
+    if response.is_stream_consumed:  # a transport read it already (httpx.MockTransport)
+        if len(response.content) > limit:
+            raise _too_large(response, limit)
+        return response.content
+    declared = response.headers.get('Content-Length', '')
+    encoding = response.headers.get('Content-Encoding', 'identity').strip().lower()
+    inflater: Optional['zlib._Decompress'] = None
+    if encoding in ('gzip', 'x-gzip'):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == 'deflate':
+        inflater = zlib.decompressobj(zlib.MAX_WBITS)
+    elif encoding not in ('', 'identity'):
+        raise httpx.DecodingError(f'unsupported Content-Encoding {encoding[:20]!r}')
+    elif declared.isdigit() and int(declared) > limit:
+        raise _too_large(response, limit, f' ({int(declared)} bytes declared)')
+    body = bytearray()
+    try:
+        async for raw in response.aiter_raw():
+            if inflater is None:
+                body += raw
+            else:  # at most what is left of the limit, and a byte to tell it is over
+                body += inflater.decompress(raw, limit - len(body) + 1)
+                if inflater.unconsumed_tail:
+                    raise _too_large(response, limit)
+            if len(body) > limit:
+                raise _too_large(response, limit)
+    except zlib.error as exc:
+        raise httpx.DecodingError(f'bad {encoding} data: {exc}') from None
+    return bytes(body)
+
+
+def _too_large(response: httpx.Response, limit: int, declared: str = '') -> ResponseTooLarge:
+    return ResponseTooLarge(f'response over the {limit} bytes a response may hold{declared}: '
+                            'refused', response.status_code)
+
+
+async def send_bounded(http: httpx.AsyncClient,
+                       request: httpx.Request) -> Tuple[httpx.Response, bytes]:
+    """Send ``request``; return the response and its body, read within MAX_RESPONSE_BYTES."""
+    response = await http.send(request, stream=True)
+    try:
+        return response, await read_body(response)
+    finally:
+        await response.aclose()
+
+
+def parse_json(content: bytes) -> Any:
+    """Return the JSON in a response body, or None if it holds none."""
+    if not content:
+        return None
+    try:
+        return jsonutil.loads(content)
+    except (ValueError, TypeError):
+        return None
 
 
 def transport_error(exc: httpx.TransportError, what: str, timeout_s: float,
@@ -70,22 +149,24 @@ async def fetch_openapi(http: httpx.AsyncClient, token: Optional[Token],
     server refuses that.
     """
     response = None
+    content = b''
     for attempt in ('anonymous', 'token'):
         request = http.build_request('GET', OPENAPI_PATH, timeout=timeout_s)
         request.headers.pop('Authorization', None)
+        request.headers['Accept-Encoding'] = ACCEPT_ENCODING
         if attempt == 'token':
             if token is None or response is None or response.status_code not in (401, 403):
                 break
             request.headers['Authorization'] = f'Bearer {token.reveal()}'
         try:
-            response = await http.send(request)
+            response, content = await send_bounded(http, request)
         except httpx.TransportError as exc:  # timeouts included
             raise transport_error(exc, f'GET {OPENAPI_PATH}', timeout_s, token) from None
+        except (ResponseTooLarge, httpx.DecodingError) as exc:
+            raise ApiError(INTERNAL_SERVER_ERROR, f'GET {OPENAPI_PATH}: {exc}',
+                           getattr(exc, 'status', 0)) from None
     assert response is not None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = parse_json(content)
     if not response.is_success:
         code, message = parse_error_envelope(response.status_code, body)
         raise ApiError(code, token.scrub(message) if token else message, response.status_code)
@@ -116,6 +197,7 @@ class ApiClient:
         self.token_rejected = False  # the last answer was 401
         self.requests_sent = 0
         self.retries = 0
+        self.responses_refused = 0  # bodies over MAX_RESPONSE_BYTES, or undecodable
         self.contract: Optional[Report] = None  # the last check of /openapi.json
         self.pagination: Dict[str, Pagination] = {}  # list route -> how it pages
         self._checking: Optional[asyncio.Event] = None  # set once a check has finished
@@ -123,7 +205,7 @@ class ApiClient:
             base_url=self.base_url, verify=verify_tls, transport=transport,
             timeout=httpx.Timeout(request_timeout_s),
             headers={'Authorization': f'Bearer {credentials.token.reveal()}',
-                     'Accept': 'application/json',
+                     'Accept': 'application/json', 'Accept-Encoding': ACCEPT_ENCODING,
                      'User-Agent': 'roboflare-bridge/0.1'})
 
     async def aclose(self) -> None:
@@ -292,20 +374,23 @@ class ApiClient:
         """Return (status, body) on success, or the ApiError this attempt ended with."""
         timeout = max(0.001, min(self.request_timeout_s, deadline - time.monotonic()))
         self.requests_sent += 1
+        request = self._http.build_request(method, path, params=params, json=json,
+                                           headers=headers, timeout=timeout)
         try:
-            response = await self._http.request(method, path, params=params, json=json,
-                                                headers=headers, timeout=timeout)
+            response, content = await send_bounded(self._http, request)
         except httpx.TransportError as exc:  # timeouts included
             return transport_error(exc, f'{method} {self.base_url}{path}', timeout,
                                    self._token, self.org_id)
+        except (ResponseTooLarge, httpx.DecodingError) as exc:
+            self.responses_refused += 1
+            _log.warning('%s %s: %s', method, path, exc)
+            return ApiError(INTERNAL_SERVER_ERROR, f'{method} {path}: {exc}',
+                            getattr(exc, 'status', 0), self.org_id)
         # A 401 means the token was not accepted: the org it names is not known to be ours.
         self.token_rejected = response.status_code == 401
         if not self.token_rejected:
             self.org_id = response.headers.get(ORG_ID_HEADER, self.org_id)
-        try:
-            body = response.json() if response.content else None
-        except ValueError:
-            body = None
+        body = parse_json(content)
         if response.is_success:
             if body is None:
                 return ApiError(INTERNAL_SERVER_ERROR,

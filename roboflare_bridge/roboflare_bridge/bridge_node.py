@@ -157,7 +157,8 @@ class RoboflareBridge(Node):
             level, message = DiagnosticStatus.WARN, 'org not yet known'
         yield status('control plane', level, message, {
             'base_url': api.base_url, 'org_id': api.org_id, 'requests': api.requests_sent,
-            'retries': api.retries, 'services': plane is not None,
+            'retries': api.retries, 'responses_refused': api.responses_refused,
+            'services': plane is not None,
             'service_calls': plane.calls if plane else 0,
             'service_failures': plane.failures if plane else 0,
             'threads': threading.active_count(), 'asyncio_tasks': self.asyncio_tasks,

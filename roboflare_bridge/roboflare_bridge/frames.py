@@ -34,6 +34,15 @@ SHELL_STREAM = 'shell/ws'
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 1 << 20
+# logs/ws frames from the server (a record, an ack): larger ones close the stream (1009).
+# The contract bounds what the bridge sends to 1 MiB a frame; a record is far smaller.
+MAX_LOG_FRAME_BYTES = 1 << 20
+LOG_STREAM_LIMITS = {'max_frame_bytes': MAX_LOG_FRAME_BYTES,  # StreamClient's options
+                     'frame_limit_name': 'the log frame limit'}
+# A topics listing naming more is refused whole, before it is parsed: a robot's graph has
+# hundreds of topics; a listing of a million would cost a publisher and a subscription each.
+MAX_LISTED_TOPICS = 10_000
+_LISTING_CHECKED_FROM = 64 << 10  # smaller frames cannot hold that many entries
 
 JPEG_START = b'\xff\xd8'
 JPEG_END = b'\xff\xd9'
@@ -180,10 +189,19 @@ class EchoStatus:
     topic: str
 
 
+def _too_many_topics(count: int) -> FrameError:
+    return FrameError(f'a frame of {count} topic entries, over the {MAX_LISTED_TOPICS} a '
+                      'topics listing may hold: refused')
+
+
 def parse_echo_frame(frame: Union[str, bytes]) -> Union[EchoMessage, EchoTopics, EchoStatus]:
     """Parse a server -> client frame of ros/topics/echo."""
     if isinstance(frame, bytes):
         raise FrameError('binary frame on the topic echo stream')
+    if len(frame) > _LISTING_CHECKED_FROM:  # a huge listing is refused before it is parsed
+        entries = frame.count('"topic"')
+        if entries > MAX_LISTED_TOPICS:
+            raise _too_many_topics(entries)
     obj = parse_json_object(frame)
     op = obj.get('op')
     if op == 'message':
@@ -197,6 +215,8 @@ def parse_echo_frame(frame: Union[str, bytes]) -> Union[EchoMessage, EchoTopics,
         return EchoMessage(topic, type_name, msg)
     if op == 'topics':
         topics = obj.get('topics')
+        if isinstance(topics, list) and len(topics) > MAX_LISTED_TOPICS:
+            raise _too_many_topics(len(topics))
         if not isinstance(topics, list) or not all(
                 isinstance(t, dict) and isinstance(t.get('topic'), str)
                 and isinstance(t.get('type'), str) for t in topics):

@@ -50,8 +50,8 @@ from .backoff import retry_backoff
 from .capability import StreamSpec
 from .counters import DropCounter
 from .frames import (
-    encode_batch, FrameError, LOGS_STREAM, MAX_BATCH_BYTES, MAX_BATCH_RECORDS,
-    parse_batch_reply,
+    encode_batch, FrameError, LOG_STREAM_LIMITS, LOGS_STREAM, MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS, parse_batch_reply,
 )
 from .log_spool import Spool, SpoolEntry
 from .resources import BAD_REQUEST
@@ -423,7 +423,7 @@ class LogForwarder:
 
     def stream_spec(self) -> StreamSpec:
         return StreamSpec(LOGS_STREAM, self.on_frame, on_connect=self.on_connect,
-                          on_disconnect=self.on_disconnect)
+                          on_disconnect=self.on_disconnect, options=dict(LOG_STREAM_LIMITS))
 
     def diagnostic_values(self) -> Dict[str, Any]:
         """Return the counters (executor thread: integers and strings only)."""

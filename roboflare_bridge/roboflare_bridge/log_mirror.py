@@ -23,7 +23,9 @@ from rcl_interfaces.msg import Log
 
 from .capability import StreamSpec
 from .counters import DropCounter, publish_or_drop
-from .frames import FrameError, LOGS_STREAM, parse_json_object, parse_log_record
+from .frames import (
+    FrameError, LOG_STREAM_LIMITS, LOGS_STREAM, parse_json_object, parse_log_record,
+)
 from .resources import parse_time
 from .rosout import LEVEL_VALUES, rosout_qos
 
@@ -67,7 +69,7 @@ class LogMirror:
             self.published += 1
 
     def stream_spec(self) -> StreamSpec:
-        return StreamSpec(LOGS_STREAM, self.on_frame)
+        return StreamSpec(LOGS_STREAM, self.on_frame, options=dict(LOG_STREAM_LIMITS))
 
     def diagnostic_values(self) -> Dict[str, Any]:
         return {'remote_logs_published': self.published, 'remote_logs_drops': self.drops.total}

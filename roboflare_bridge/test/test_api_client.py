@@ -14,15 +14,21 @@
 """The HTTP client against the emulator over real sockets: routes, errors, retries."""
 
 import asyncio
+import functools
+import itertools
 import logging
 import socket
 import time
+import tracemalloc
 import uuid
+import zlib
 
 import pytest
-from roboflare_bridge.api_client import ApiClient
+from roboflare_bridge.api_client import ApiClient, MAX_RESPONSE_BYTES
 from roboflare_bridge.credentials import Credentials, Token
 from roboflare_bridge.resources import ApiError, CONFIG_DEPLOYMENT, RELEASE_DEPLOYMENT, Robot
+
+TOKEN = 'rf_org_' + '0' * 32
 
 
 def client_for(emulator, token=None, **kwargs) -> ApiClient:
@@ -264,3 +270,104 @@ def test_token_never_in_logs_or_errors(emulator, caplog):
         assert token not in repr(client.__dict__.get('_token'))
         run(client.aclose())
     assert caplog.records and token not in caplog.text
+
+
+class HostileHttp:
+    """An HTTP server on port 0 answering every request with a body the test chose."""
+
+    def __init__(self, head: bytes, body) -> None:
+        self.head, self.body = head, body  # body: bytes, or an endless generator of bytes
+        self.sent = 0
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._answer, '127.0.0.1', 0)
+        return f'http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}'
+
+    async def _answer(self, reader, writer):
+        try:
+            await reader.readuntil(b'\r\n\r\n')
+            writer.write(self.head)
+            chunks = [self.body] if isinstance(self.body, bytes) else self.body
+            for chunk in chunks:
+                writer.write(chunk)
+                self.sent += len(chunk)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client hung up: what it is meant to do
+        finally:
+            writer.close()
+
+
+def endless(chunk: bytes):
+    while True:
+        yield chunk
+
+
+@functools.lru_cache(maxsize=None)
+def gzip_bomb(size: int) -> bytes:
+    """``size`` zero bytes gzipped (about a thousandth of it)."""
+    deflater, out = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS), []
+    block = bytes(1 << 20)
+    out += [deflater.compress(block) for _ in range(size >> 20)]
+    return b''.join(out) + deflater.flush()
+
+
+HEAD = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n'
+HOSTILE_BODIES = {
+    # a JSON list that never ends (no length, read to the close)
+    'endless': (HEAD + b'\r\n', lambda: itertools.chain(
+        [b'{"items": ['], endless(b'{"id": "rbt", "name": "x", "status": "online"},' * 100)),
+        'over the 33554432 bytes'),
+    # 1 GiB declared: refused before a byte of it is read
+    'declared': (HEAD + b'Content-Length: 1073741824\r\n\r\n', lambda: endless(bytes(65536)),
+                 '1073741824 bytes declared'),
+    # 1 GiB of zeros gzipped to 1 MB
+    'gzip bomb': (HEAD + b'Content-Encoding: gzip\r\n\r\n', lambda: gzip_bomb(1 << 30),
+                  'over the 33554432 bytes'),
+    'bad gzip': (HEAD + b'Content-Encoding: gzip\r\n\r\n', lambda: b'\x1f\x8b not gzip' * 10,
+                 'bad gzip data'),
+}
+
+
+@pytest.mark.parametrize('kind', sorted(HOSTILE_BODIES))
+@pytest.mark.parametrize('route', ['list_robots', 'openapi'])
+def test_huge_or_undecodable_response_bodies_are_refused_without_being_held(kind, route):
+    head, body, reason = HOSTILE_BODIES[kind]
+
+    async def scenario():
+        server = HostileHttp(head, body())
+        url = await server.start()
+        tracemalloc.start()
+        try:
+            async with ApiClient(Credentials(url, Token(TOKEN)), max_attempts=1) as client:
+                if route == 'openapi':
+                    report = await client.check_contract()
+                    return report.error, client.responses_refused, server.sent, (
+                        tracemalloc.get_traced_memory()[1])
+                with pytest.raises(ApiError) as info:
+                    await client.list_robots()
+                return str(info.value), client.responses_refused, server.sent, (
+                    tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+            server.server.close()
+    message, refused, sent, peak = run(scenario())
+    assert reason in message and (refused == 1 or route == 'openapi'), message
+    assert peak < 3 * MAX_RESPONSE_BYTES  # the body so far, never the whole of it
+    if kind == 'declared':
+        assert sent < 8 << 20  # the client hung up at the header
+
+
+def test_a_response_at_the_limit_is_read():
+    items = b'{"items": []}'
+    body = items[:-2] + b' ' * (MAX_RESPONSE_BYTES - len(items)) + items[-2:]
+
+    async def scenario():
+        server = HostileHttp(HEAD + b'Content-Length: %d\r\n\r\n' % len(body), body)
+        url = await server.start()
+        try:
+            async with ApiClient(Credentials(url, Token(TOKEN)), max_attempts=1) as client:
+                return await client.list_robots()
+        finally:
+            server.server.close()
+    assert run(scenario()) == []

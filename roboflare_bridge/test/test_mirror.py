@@ -17,12 +17,14 @@ import asyncio
 import json
 import logging
 import math
+import tracemalloc
 
 import pytest
 import rclpy
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from roboflare_bridge.counters import DropCounter
 from roboflare_bridge.emulator.sim import SimRobot
+from roboflare_bridge.frames import MAX_LISTED_TOPICS
 from roboflare_bridge.mirror import frame_topic, StaticTransforms, TopicMirror, TopicStats
 from roboflare_bridge.publish_batch import PublishBatch
 from roboflare_bridge.rclpy_compat import fast_paths
@@ -286,3 +288,45 @@ def test_a_full_batch_publishes_at_once_and_a_refused_message_is_a_counted_drop(
         rclpy.try_shutdown()
     assert kept.messages == [0, 2, 3] and drops.snapshot() == {'publish failed': 1}
     assert stats.published == 3
+
+
+def listing(count: int, pad: str = '') -> str:
+    entries = ','.join(f'{{"topic": "/t{index}{pad}", "type": "std_msgs/msg/String"}}'
+                       for index in range(count))
+    return f'{{"op": "topics", "topics": [{entries}]}}'
+
+
+
+@pytest.mark.parametrize('count', [MAX_LISTED_TOPICS + 1, 1_000_000])
+def test_a_listing_of_too_many_topics_is_refused_counted_and_named(caplog, count):
+    factory, publishers = fake_publishers()
+    # echo_max_frame_bytes raised so far that a million entries (48 MB) are not refused for
+    # their size first
+    mirror = TopicMirror('robot_1', '/roboflare/robot_1', 'robot_1/', factory,
+                         max_frame_bytes=64 << 20)
+
+    async def scenario():
+        stream = FakeStream()
+        await mirror.on_connect(stream)
+        frame = listing(count)
+        tracemalloc.start()
+        mirror.on_frame(frame)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        await asyncio.sleep(0)
+        return stream.sent, peak, len(frame)
+    sent, peak, size = asyncio.run(scenario())
+    assert sent == [{'op': 'list_topics'}]  # nothing subscribed, no publisher made
+    assert mirror.drops.snapshot() == {'malformed frame': 1} and not publishers
+    assert f'{count} topic entries, over the {MAX_LISTED_TOPICS}' in caplog.text
+    assert peak < size // 4  # refused before it was parsed
+
+
+def test_a_listing_at_the_bound_is_taken_whole(mirror):
+    async def scenario():
+        stream = FakeStream()
+        await mirror.on_connect(stream)
+        mirror.on_frame(listing(MAX_LISTED_TOPICS, pad='/with/a/longer/name'))
+        await asyncio.sleep(0)
+        return stream.sent
+    assert len(asyncio.run(scenario())) == 1 + MAX_LISTED_TOPICS

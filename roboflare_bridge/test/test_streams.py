@@ -14,15 +14,22 @@
 """The reconnecting stream client against the emulator over real sockets."""
 
 import asyncio
+import gc
+import json
 import logging
 
+import pytest
 from roboflare_bridge.backoff import Backoff
 from roboflare_bridge.credentials import Token
 from roboflare_bridge.frames import (
-    ECHO_STREAM, EchoTopics, LIST_TOPICS_OP, LOGS_STREAM, parse_echo_frame, subscribe_op,
+    ECHO_STREAM, EchoTopics, LIST_TOPICS_OP, LOGS_STREAM, MAX_LOG_FRAME_BYTES,
+    parse_echo_frame, subscribe_op,
 )
+from roboflare_bridge.log_forwarder import LogForwarder
+from roboflare_bridge.log_mirror import LogMirror
+from roboflare_bridge.log_spool import Spool
 from roboflare_bridge.streams import StreamClient, websocket_url
-from roboflare_bridge.testing import wait_until
+from roboflare_bridge.testing import fake_publishers, wait_until
 
 
 def make_client(emulator, stream=ECHO_STREAM, token=None, **kwargs):
@@ -184,3 +191,61 @@ def test_stream_compression_is_negotiated_only_where_asked(emulator):
     assert asyncio.run(negotiated(echo, True)) == ['PerMessageDeflate']
     assert asyncio.run(negotiated(echo, False)) == []
     assert asyncio.run(negotiated(camera, True)) == []  # JPEGs do not compress: never
+
+
+def log_record(msg: str) -> str:
+    return json.dumps({'ts': '2026-12-01T00:00:00Z', 'level': 'info', 'logger': 'big',
+                       'msg': msg})
+
+
+@pytest.mark.parametrize('capability', ['remote logs', 'upstream logs'])
+def test_log_streams_refuse_a_frame_over_their_limit_then_reconnect(emulator, tmp_path,
+                                                                    capability):
+    factory, _ = fake_publishers()
+    if capability == 'remote logs':
+        spec = LogMirror('robot_1', '/roboflare/robot_1', factory).stream_spec()
+    else:
+        loop = asyncio.new_event_loop()
+        spec = LogForwarder(loop, Spool(tmp_path, 1 << 20), 'info', []).stream_spec()
+        loop.close()
+    assert spec.options['max_frame_bytes'] == MAX_LOG_FRAME_BYTES
+
+    async def scenario():
+        client, frames = make_client(emulator, stream=spec.stream, **spec.options)
+        task = asyncio.ensure_future(client.run())
+        await wait_until(lambda: client.stats.connected, 5, 'connected')
+        inject = f'/_emulator/robots/rbt_0001/{LOGS_STREAM}/inject'
+        await asyncio.to_thread(emulator.control, 'POST', inject,
+                                {'text_bytes': [MAX_LOG_FRAME_BYTES + 1]})
+        await wait_until(lambda: client.stats.refused and client.stats.connects >= 2, 10,
+                         'a refusal and a reconnection')
+        while not frames.empty():
+            frames.get_nowait()
+        await asyncio.to_thread(emulator.control, 'POST', inject,
+                                {'frames': [log_record('small again')]})
+        while json.loads(await asyncio.wait_for(frames.get(), 5)).get('msg') != 'small again':
+            pass
+        await client.stop()
+        await asyncio.wait_for(task, 5)
+        return client.stats
+    stats = asyncio.run(scenario())
+    assert stats.refused == {'message size': 1} and stats.drops == 1
+    assert 'a frame exceeded the log frame limit' in stats.last_error
+
+
+def test_one_filter_keeps_every_live_token_out_of_the_stream_logs_however_many_come_and_go():
+    logger = logging.getLogger('roboflare_bridge.streams.ws')
+    filters_before = len(logger.filters)
+
+    async def scenario():
+        return [StreamClient('http://127.0.0.1:9', f'rbt_{index}', LOGS_STREAM,
+                             Token('rf_user_%032x' % index), on_frame=print)
+                for index in range(300)]
+    clients = asyncio.run(scenario())
+    assert len(logger.filters) == filters_before == 1  # robots joining add no filter
+    record = logging.LogRecord(logger.name, logging.DEBUG, __file__, 1, 'GET %s?token=%s',
+                               ('/api/robots/rbt_7/logs/ws', 'rf_user_%032x' % 7), None)
+    assert logger.filters[0].filter(record) and 'rf_user_' not in record.getMessage()
+    del clients
+    gc.collect()  # robots that left: their tokens are no longer held
+    assert not list(logger.filters[0]._tokens)

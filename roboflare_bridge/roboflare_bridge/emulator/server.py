@@ -666,6 +666,7 @@ class Emulator:
         frames += [base64.b64decode(f) for f in body.get('frames_b64', [])]
         for size in body.get('jpeg_like_bytes', []):
             frames.append(b'\xff\xd8' + bytes(max(0, int(size) - 4)) + b'\xff\xd9')
+        frames += ['x' * int(size) for size in body.get('text_bytes', [])]  # over any limit
         targets = [c for c in self.connections if c.robot_id == robot_id and c.stream == stream]
         closed = 0
         for conn in targets:
