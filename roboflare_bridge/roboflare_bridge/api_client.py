@@ -390,6 +390,7 @@ class ApiClient:
         self.token_rejected = response.status_code == 401
         if not self.token_rejected:
             self.org_id = response.headers.get(ORG_ID_HEADER, self.org_id)
+        _log.debug('%s %s -> %d (%d bytes)', method, path, response.status_code, len(content))
         body = parse_json(content)
         if response.is_success:
             if body is None:

@@ -48,8 +48,10 @@ from .loop_thread import AsyncioThread
 from .params import BridgeConfig, build_config, declare_and_read, DESCRIPTIONS, ParameterError
 from .rclpy_compat import fast_paths
 from .upstream import UpstreamLogs
+from .ws_connection import direct_frames
 
 NODE_NAME = 'roboflare_bridge'
+LOG_LEVEL_CHECK_S = 1.0  # a level set at run time (~/set_logger_levels) reaches Python's loggers
 
 
 class StartupError(RuntimeError):
@@ -82,6 +84,8 @@ class RoboflareBridge(Node):
     """The Roboflare bridge node."""
 
     def __init__(self, **kwargs: Any) -> None:
+        # The logger services let `ros2 service call ~/set_logger_levels` change its level.
+        kwargs.setdefault('enable_logger_service', True)
         super().__init__(NODE_NAME, **kwargs)
         # First of all: every warning from here on (a token file others can read, ...)
         # goes through the node's logger, to /rosout and the log file.
@@ -89,8 +93,8 @@ class RoboflareBridge(Node):
         self._log_handler.setFormatter(logging.Formatter('%(name)s: %(message)s'))
         package_logger = logging.getLogger('roboflare_bridge')
         package_logger.addHandler(self._log_handler)
-        package_logger.setLevel(logging.INFO)
         package_logger.propagate = False
+        self._follow_log_level()
         try:
             self.config: BridgeConfig = declare_and_read(self)
             credentials = resolve_credentials(self.config.base_url, self.config.token_file)
@@ -98,7 +102,8 @@ class RoboflareBridge(Node):
         except (ParameterError, CredentialsError) as exc:
             package_logger.removeHandler(self._log_handler)
             raise StartupError(str(exc)) from None
-        fast_paths()  # tested and logged once
+        fast_paths()  # rclpy's and the streams' fast paths: tested and logged once
+        direct_frames()
 
         self.loop = AsyncioThread()
         self.api = ApiClient(credentials, request_timeout_s=self.config.request_timeout_s)
@@ -120,12 +125,20 @@ class RoboflareBridge(Node):
             self._running += [self.loop.submit(c) for c in self.upstream.coroutines()]
         self.diagnostics = Diagnostics(self, self.config.diagnostics_period_s,
                                        self._diagnostic_statuses)
+        self._log_level_timer = self.create_timer(LOG_LEVEL_CHECK_S, self._follow_log_level)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         shard = (f'; shard {self.config.shard_index} of {self.config.shard_count}'
                  if self.config.shard_count > 1 else '')
         self.get_logger().info(
             f'bridging {credentials.base_url} ({credentials.token.kind} token); '
             f'robots: {", ".join(self.config.robots) or "none"}{shard}')
+
+    def _follow_log_level(self) -> None:
+        """Give the package's Python loggers the node logger's level (the same numbers)."""
+        level = int(self.get_logger().get_effective_level())
+        package_logger = logging.getLogger('roboflare_bridge')
+        if package_logger.level != level:
+            package_logger.setLevel(level)
 
     def _on_set_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
         """Apply ``ros2 param set`` on a run-time parameter (read-only ones never get here)."""

@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import uuid
 
 import httpx
@@ -379,7 +379,7 @@ class BridgeProcess:
 
     def __init__(self, tmp_path: Path, base_url: str, token: str,
                  params: Optional[Dict[str, Any]] = None, namespace: str = '',
-                 env: Optional[Dict[str, str]] = None) -> None:
+                 env: Optional[Dict[str, str]] = None, ros_args: Sequence[str] = ()) -> None:
         BridgeProcess.count += 1
         self.namespace = namespace or f'/t{uuid.uuid4().hex[:8]}'
         self.node_name = f'{self.namespace}/roboflare_bridge'
@@ -392,6 +392,7 @@ class BridgeProcess:
                      '-p', f'base_url:={base_url}', '-p', f'token_file:={self.token_file}']
         for name, value in (params or {}).items():
             self.args += ['-p', f'{name}:={_ros_arg(value)}']
+        self.args += list(ros_args)
         self.proc: Optional[subprocess.Popen] = None
         self._env = env
         self.start()

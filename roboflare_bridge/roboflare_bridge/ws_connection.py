@@ -866,5 +866,5 @@ async def tunnel(proxy_url: str, host: str, port: int) -> socket.socket:
 
 __all__ = ['ChunkReader', 'direct_frames', 'direct_path_difference', 'FRAGMENT_COST',
            'frame_extent', 'MAX_FRAGMENTS', 'Message', 'message_limit', 'open_connection',
-           'PARSER_SLICE', 'read_in_chunks', 'RecordingTransport', 'Refusal', 'WebSocketConnection',
-           'websockets_connect']
+           'PARSER_SLICE', 'read_in_chunks', 'RecordingTransport', 'Refusal',
+           'WebSocketConnection', 'websockets_connect']

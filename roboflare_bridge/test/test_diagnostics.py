@@ -17,10 +17,13 @@ import logging
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import LoggerLevel
+from rcl_interfaces.srv import SetLoggerLevels
 import rclpy
 from roboflare_bridge.diagnostics import Diagnostics, OK, status
 from roboflare_bridge.testing import (
-    BridgeProcess, Collector, EmulatorThread, start_python, stop_process,
+    BridgeProcess, Collector, EmulatorThread, start_python, stop_process, wait_future,
+    wait_until_true,
 )
 from sensor_msgs.msg import Image
 
@@ -81,3 +84,30 @@ def test_diagnostics_at_100_hz_while_everything_flows(ros, tmp_path):
     first = next(i for i, array in enumerate(arrays.messages) if complete(array))
     assert all(complete(array) for array in arrays.messages[first:])  # no status ever missing
     assert 'collecting diagnostics failed' not in bridge.log()
+
+
+REQUEST_LOG = 'roboflare_bridge.api_client: GET /api/robots -> 200'  # a debug line
+
+
+def test_the_package_logs_at_the_level_the_node_is_given_at_start_and_at_run_time(
+        ros, tmp_path, emulator):
+    params = {'robots': ['*'], 'robots_poll_interval_s': 0.5, 'camera': False,
+              'remote_logs': False, 'topics': ['/odom']}
+    verbose = BridgeProcess(tmp_path, emulator.url, emulator.token, params,
+                            ros_args=['--log-level', 'debug'])
+    quiet = BridgeProcess(tmp_path, emulator.url, emulator.token, params)
+    client = ros.node.create_client(SetLoggerLevels, quiet.name('set_logger_levels'))
+    try:
+        assert client.wait_for_service(timeout_sec=20)
+        # Both poll the org's robots every 0.5 s; only the one started at DEBUG says so ...
+        wait_until_true(lambda: verbose.log().count(REQUEST_LOG) >= 6, 30, 'debug lines')
+        wait_until_true(lambda: 'robots:' in quiet.log(), 30, 'the quiet one started')
+        assert REQUEST_LOG not in quiet.log()
+        # ... until the other one's level is set to DEBUG at run time.
+        logger = quiet.node_name.lstrip('/').replace('/', '.')
+        request = SetLoggerLevels.Request(levels=[LoggerLevel(name=logger, level=10)])
+        assert wait_future(client.call_async(request), 15).results[0].successful
+        wait_until_true(lambda: REQUEST_LOG in quiet.log(), 30, 'debug lines at run time')
+    finally:
+        ros.destroy(client)
+        assert verbose.stop() == 0 and quiet.stop() == 0

@@ -296,7 +296,6 @@ def listing(count: int, pad: str = '') -> str:
     return f'{{"op": "topics", "topics": [{entries}]}}'
 
 
-
 @pytest.mark.parametrize('count', [MAX_LISTED_TOPICS + 1, 1_000_000])
 def test_a_listing_of_too_many_topics_is_refused_counted_and_named(caplog, count):
     factory, publishers = fake_publishers()

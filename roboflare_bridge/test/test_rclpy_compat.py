@@ -90,7 +90,7 @@ def test_unit_suites_pass_with_every_fast_path_off():
     result = subprocess.run(
         [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-x',
          'test/test_codec.py', 'test/test_camera.py', 'test/test_mirror.py',
-         'test/test_logs.py'],
+         'test/test_logs.py', 'test/test_streams.py', 'test/test_ws_connection.py'],
         cwd=HERE.parent, env=dict(os.environ, **{ENVIRONMENT: '0'}), capture_output=True,
         text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]

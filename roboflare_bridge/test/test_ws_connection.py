@@ -22,7 +22,9 @@ and those are what the connection must get right.
 import asyncio
 from dataclasses import dataclass, field
 import logging
+from pathlib import Path
 import random
+import re
 import shutil
 import ssl
 import subprocess
@@ -38,6 +40,7 @@ from roboflare_bridge.ws_connection import (
     message_limit, open_connection, PARSER_SLICE, read_in_chunks, RecordingTransport,
     WebSocketConnection,
 )
+import websockets
 from websockets.extensions.permessage_deflate import (
     enable_client_permessage_deflate, enable_server_permessage_deflate, PerMessageDeflate,
     ServerPerMessageDeflateFactory,
@@ -658,8 +661,10 @@ class BridgeReader:
 
 def cut(frames: bytes, seed: Optional[int]) -> List[bytes]:
     """
-    Return ``frames`` as reads: seeded (a few large or many small, some of a few bytes, the
-    first with the handshake's response), or, without a seed, all in the response's read.
+    Return ``frames`` as the reads that bring them.
+
+    Seeded: a few large reads or many small ones, some of a few bytes. Without a seed, all in
+    one read (which the handshake's response comes with).
     """
     if seed is None or len(frames) < 2:
         return [frames]
@@ -824,7 +829,7 @@ def test_the_size_limit_is_the_protocols_own():
 
 @pytest.fixture
 def untested(monkeypatch):
-    """The direct path as before its first use: tested again on the next connection."""
+    """Put the direct path back as before its first use: tested on the next connection."""
     monkeypatch.setattr(ws_connection, '_direct_chosen', None)
     monkeypatch.delenv(ENVIRONMENT, raising=False)
     return monkeypatch
@@ -897,3 +902,16 @@ def test_a_direct_path_failing_at_run_time_ends_the_connection_and_is_off_for_go
     reader.feed(handshake_response(reader.request, 'plain') + raw_frame(0x81, b'x'))
     assert reader.transport.closed and 'direct frame path failed' in reader.connection.failure
     assert not direct_frames()
+
+
+def test_the_installed_websockets_is_in_the_tested_range_the_package_declares():
+    package = (Path(__file__).resolve().parents[1] / 'package.xml').read_text()
+    low, high = re.search(r'version_gte="([\d.]+)" version_lt="([\d.]+)">python3-websockets<',
+                          package).groups()
+    requirements = Path(__file__).resolve().parents[2] / 'requirements' / 'runtime.txt'
+    if requirements.exists():  # a repository checkout: the set-up installs within the same
+        assert f'websockets>={low},<{high}' in requirements.read_text().split()
+
+    def version(text):
+        return tuple(int(part) for part in re.findall(r'\d+', text)[:2])
+    assert version(low) <= version(websockets.__version__) < version(high)
