@@ -34,10 +34,13 @@ import array
 import base64
 import binascii
 import copy
+import functools
 import importlib
+import importlib.util
 import math
+from pathlib import Path
 import re
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 import numpy as np
 from rosidl_parser import definition as idl
@@ -89,11 +92,19 @@ class UnknownType(CodecError):
 
 
 def message_class(type_name: str) -> type:
-    """Return the Python class of ``pkg/msg/Type`` (or ``pkg/Type``)."""
+    """
+    Return the Python class of ``pkg/msg/Type`` (or ``pkg/Type``).
+
+    The name comes from the network: only a type that an installed package's ``msg`` module
+    exports is imported, so a name can never make the bridge import an arbitrary module
+    (importing ``pkg.msg`` runs ``pkg/__init__.py``).
+    """
     match = _TYPE_NAME.fullmatch(type_name)
     if match is None:
         raise UnknownType(f'{type_name[:80]!r} is not a message type name (pkg/msg/Type)')
     package, name = match.groups()
+    if name not in exported_messages(package):
+        raise UnknownType(f'message type {type_name} is not installed')
     try:
         module = importlib.import_module(f'{package}.msg')
         cls = getattr(module, name)
@@ -102,6 +113,20 @@ def message_class(type_name: str) -> type:
     if not hasattr(cls, 'SLOT_TYPES') or not hasattr(cls, 'get_fields_and_field_types'):
         raise UnknownType(f'{type_name} is not a ROS message type')
     return cls
+
+
+@functools.lru_cache(maxsize=512)  # names from the network: bounded
+def exported_messages(package: str) -> FrozenSet[str]:
+    """Return the message types ``package``'s generated ``msg`` module exports, unimported."""
+    spec = importlib.util.find_spec(package)  # a top-level name: found, not imported
+    for location in (spec.submodule_search_locations or ()) if spec else ():
+        index = Path(location) / 'msg' / '__init__.py'
+        if index.is_file():  # rosidl writes one "from pkg.msg._type import Type" per type
+            return frozenset(_EXPORTED.findall(index.read_text(errors='replace')))
+    return frozenset()
+
+
+_EXPORTED = re.compile(r'^from [\w.]+ import (\w+)', re.MULTILINE)
 
 
 def prefixed_frame(prefix: str, frame_id: str) -> str:

@@ -42,7 +42,7 @@ from .codec import Codec, CodecError, prefixed_frame, UnknownType
 from .counters import DropCounter, publish_or_drop
 from .frames import (
     ECHO_STREAM, EchoMessage, EchoStatus, EchoTopics, FrameError, LIST_TOPICS_OP,
-    parse_echo_frame, subscribe_op,
+    MAX_LISTED_TOPICS, parse_echo_frame, subscribe_op,
 )
 from .globs import topic_selected
 from .publish_batch import PublishBatch
@@ -55,6 +55,11 @@ TF_STATIC_TOPIC = '/tf_static'
 # Frames up to this many times echo_max_frame_bytes are read and refused by topic; a larger
 # one makes the WebSocket library close the connection before reading it (bounded memory).
 TRANSPORT_LIMIT_FACTOR = 2
+# Topic and type names come from the robot: what is kept per name is bounded. A robot has
+# at most as many mirrored topics as a listing may hold; a few oversized topics are named
+# in diagnostics, a few unknown types remembered (more are dropped, counted, unnamed).
+MAX_TOPICS = MAX_LISTED_TOPICS
+MAX_NAMED = 64
 _TOPIC_FIELD = re.compile(r'"topic"\s*:\s*"((?:[^"\\]|\\.){0,200})"')
 
 PublisherFactory = Callable[[type, str, QoSProfile], Any]  # Node.create_publisher
@@ -211,6 +216,9 @@ class TopicMirror:
 
     def _refuse_oversized(self, frame: str) -> None:
         topic = frame_topic(frame)
+        if topic not in self.oversized and len(self.oversized) >= MAX_NAMED:
+            self.drops.count('oversized frame')
+            return
         if topic not in self.oversized:
             _log.warning('%s: a %d byte frame of %s exceeds echo_max_frame_bytes (%d): the '
                          'topic is not mirrored until the parameter is raised', self.namespace,
@@ -247,6 +255,8 @@ class TopicMirror:
         # Glob matching once per topic, not once per message.
         verdict = self._selection.get(topic)
         if verdict is None:
+            if len(self._selection) >= 2 * MAX_TOPICS:  # names from the robot: bounded
+                self._selection.clear()
             verdict = self._selection[topic] = topic_selected(topic, self._allow, self._deny)
         return verdict
 
@@ -316,6 +326,10 @@ class TopicMirror:
                 self.drops.drop('type changed', f'{topic} was {entry[0]}, now {type_name}')
                 return None
             return entry[1]
+        if len(self._publishers) >= MAX_TOPICS:
+            self.drops.drop('too many topics', f'{topic}: {MAX_TOPICS} topics of this robot '
+                            'are mirrored already, the most one robot may have')
+            return None
         try:
             publisher = self._make_publisher(cls, self.local_name(topic),
                                              qos_profile(self._qos_rules.for_topic(topic)))
@@ -362,7 +376,7 @@ class TopicMirror:
         return True
 
     def _warn_unknown(self, type_name: str, reason: str) -> None:
-        if type_name not in self._unknown_types:
+        if type_name not in self._unknown_types and len(self._unknown_types) < MAX_NAMED:
             self._unknown_types.add(type_name)
             _log.warning('%s: %s; its topics are not mirrored (install the package that '
                          'defines it)', self.namespace, reason)

@@ -15,6 +15,7 @@
 
 import base64
 import math
+import sys
 
 from ament_index_python import get_resource, get_resources
 from hypothesis import given, HealthCheck, settings, strategies as st
@@ -235,3 +236,13 @@ def test_huge_strings_are_accepted_within_frame_limits_and_bounded_ones_checked(
         Codec().decode('rmw_dds_common/msg/NodeEntitiesInfo', {'node_name': 'n' * 257})
     with pytest.raises(CodecError, match='integer_range: 2 elements exceed the bound of 1'):
         Codec().decode('rcl_interfaces/msg/ParameterDescriptor', {'integer_range': [{}, {}]})
+
+
+@pytest.mark.parametrize('name', ['antigravity/msg/Fly', 'this/msg/Zen', 'os/msg/Path',
+                                  'email/msg/Message', 'nav_msgs/msg/NotAType'])
+def test_a_type_name_from_the_network_never_imports_what_is_not_a_message_type(name):
+    package = name.split('/')[0]
+    imported = package in sys.modules
+    with pytest.raises(UnknownType, match='is not installed'):
+        message_class(name)
+    assert (package in sys.modules) == imported  # 'this' would print the Zen of Python

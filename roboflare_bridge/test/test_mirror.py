@@ -25,7 +25,9 @@ from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from roboflare_bridge.counters import DropCounter
 from roboflare_bridge.emulator.sim import SimRobot
 from roboflare_bridge.frames import MAX_LISTED_TOPICS
-from roboflare_bridge.mirror import frame_topic, StaticTransforms, TopicMirror, TopicStats
+from roboflare_bridge.mirror import (
+    frame_topic, MAX_NAMED, MAX_TOPICS, StaticTransforms, TopicMirror, TopicStats,
+)
 from roboflare_bridge.publish_batch import PublishBatch
 from roboflare_bridge.rclpy_compat import fast_paths
 from roboflare_bridge.testing import fake_publishers, FakePublisher, FakeStream
@@ -329,3 +331,23 @@ def test_a_listing_at_the_bound_is_taken_whole(mirror):
         await asyncio.sleep(0)
         return stream.sent
     assert len(asyncio.run(scenario())) == 1 + MAX_LISTED_TOPICS
+
+
+def test_what_is_kept_per_topic_or_type_name_from_the_robot_is_bounded(caplog):
+    factory, publishers = fake_publishers()
+    mirror = TopicMirror('robot_1', '/roboflare/robot_1', 'robot_1/', factory,
+                         max_frame_bytes=1024)
+    extra = 50
+    for index in range(MAX_TOPICS + extra):  # messages on ever new topics
+        mirror.on_frame(echo(f'/t{index}', 'std_msgs/msg/String', {'data': 'x'}))
+    for index in range(MAX_NAMED + extra):  # oversized frames of ever new topics
+        mirror.on_frame(echo(f'/big{index}', 'std_msgs/msg/String', {'data': 'x' * 2000}))
+    for index in range(MAX_NAMED + extra):  # ever new types that are not installed
+        mirror.on_frame(echo('/odd', f'odd_msgs/msg/T{index}', {}))
+    mirror.stop()
+    assert len(publishers) == MAX_TOPICS and len(mirror.oversized) == MAX_NAMED
+    assert len(mirror.warnings()) == MAX_NAMED
+    assert mirror.drops.snapshot() == {'too many topics': extra,
+                                       'oversized frame': MAX_NAMED + extra,
+                                       'unknown type': MAX_NAMED + extra}
+    assert caplog.text.count('its topics are not mirrored') == MAX_NAMED
