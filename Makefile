@@ -21,15 +21,19 @@ setup:
 
 test: setup
 	@echo "==> tests on ROS 2 $(DISTRO) (ROS_DOMAIN_ID=$$ROS_DOMAIN_ID)"
-	cd roboflare_bridge && ../$(PY) -m pytest $(PYTEST_ARGS)
+	@status=0; \
+	(cd roboflare_dev && ../$(PY) -m pytest $(PYTEST_ARGS)) || status=$$?; \
+	(cd roboflare_bridge && ../$(PY) -m pytest $(PYTEST_ARGS)) || status=$$?; \
+	exit $$status
 
 demo: setup
-	$(PY) -m roboflare_bridge.demo --duration $(DURATION)
+	$(VENV)/bin/demo --duration $(DURATION)
 
 bench: setup
 	DISTRO=$(DISTRO) $(PY) bench/run.py --out bench-results/$(DISTRO) $(BENCH_ARGS)
 
 lint: setup
+	cd roboflare_dev && ../$(PY) -m pytest -m linter
 	cd roboflare_bridge && ../$(PY) -m pytest -m linter
 
 clean:

@@ -33,9 +33,10 @@ import time
 from harness import ros_environment
 import numpy as np
 import rclpy
-from roboflare_bridge.camera import CameraMirror, JpegDecoder, receipt_clock
-from roboflare_bridge.credentials import Token
-from roboflare_bridge.streams import StreamClient
+from roboflare_bridge.mirror.camera import CameraMirror, receipt_clock
+from roboflare_bridge.mirror.jpeg_decoding import JpegDecoder
+from roboflare_bridge.transport.credentials import Token
+from roboflare_bridge.transport.streams import StreamClient
 import simplejpeg
 
 TOKEN = 'rf_org_' + 'b' * 32

@@ -15,7 +15,7 @@
 Topic codec micro-benchmark: JSON echo frames -> serialised CDR -> rclpy publish.
 
 Prints frames/s on one core for nav_msgs/Odometry and sensor_msgs/LaserScan (720 ranges)
-for the mirror's path (orjson.loads, then cdr.py's encoder, published as bytes) and the
+for the mirror's path (orjson.loads, then cdr_writer.py's encoder, published as bytes) and the
 codec's checking path (a message object), against two references on the same frames: the
 floor (orjson.loads + constructing an empty message; "x floor" is decode/s over floor/s)
 and a naive converter that introspects the message type on every frame (what
@@ -39,9 +39,10 @@ import time
 from harness import RemoteSubscriber, ros_environment, wait_for_subscriber
 import orjson
 import rclpy
-from roboflare_bridge.cdr import CdrEncoder
-from roboflare_bridge.codec import Codec, message_class
-from roboflare_bridge.emulator.sim import SimRobot
+from roboflare_bridge.codec.cdr_writer import CdrEncoder
+from roboflare_bridge.codec.json_codec import Codec
+from roboflare_bridge.codec.message_types import message_class
+from roboflare_dev.emulator.sim import SimRobot
 
 
 def naive_set_fields(message, values):

@@ -68,15 +68,15 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 from rclpy.task import Future
-from roboflare_bridge import jsonutil
-from roboflare_bridge.cdr import CdrEncoder, CompressedImageWriter
-from roboflare_bridge.codec import message_class
-from roboflare_bridge.emulator.sim import CameraFeed, SimRobot, TOPICS
-from roboflare_bridge.params import ros_name
-from roboflare_bridge.resources import parse_time
-from roboflare_bridge.rosout import drain_subscription
-from roboflare_bridge.testing import stop_process, wait_until_true
-from roboflare_bridge.topic_qos import IMAGE, QosRules, TopicQos
+from roboflare_bridge.codec.cdr_writer import CdrEncoder, CompressedImageWriter
+from roboflare_bridge.codec.message_types import message_class
+from roboflare_bridge.common import jsonutil
+from roboflare_bridge.control.resources import parse_time
+from roboflare_bridge.mirror.topic_qos import IMAGE, QosRules, TopicQos
+from roboflare_bridge.parameters import ros_name
+from roboflare_bridge.upstream.rosout import drain_subscription
+from roboflare_dev.emulator.sim import CameraFeed, SimRobot, TOPICS
+from roboflare_dev.testing import stop_process, wait_until_true
 
 KINDS = {'echo': 'topic echo', 'compressed': 'camera compressed',
          'decoded': 'camera decoded', 'logs': 'log forwarding'}
@@ -312,10 +312,10 @@ def measure_throughput(subscriber: LocalSubscriber, bridge: Shards,
 # -- log forwarding ------------------------------------------------------------------------
 
 PUBLISHER = """
-import sys, time, rclpy
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import Log
-from roboflare_bridge.rosout import rosout_qos
+from roboflare_bridge.upstream.rosout import rosout_qos
+import sys, time, rclpy
 rclpy.init()
 nodes = [rclpy.create_node(f'bench_source_{i}', enable_rosout=False,
                            start_parameter_services=False) for i in range(int(sys.argv[1]))]

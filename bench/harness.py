@@ -15,7 +15,7 @@
 What the benchmarks share: the processes, /proc figures, ROS env and the messages' floor.
 
 The floor is the least a bridge must spend on a mirrored message (floor_cpu_s_per_1000).
-The processes are the tests' own helpers (roboflare_bridge.testing), so the benchmarks
+The processes are the tests' own helpers (roboflare_dev.testing), so the benchmarks
 start the bridge exactly as the end-to-end tests do.
 """
 
@@ -32,9 +32,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import orjson
 import rclpy
-from roboflare_bridge import testing
-from roboflare_bridge.codec import message_class
-from roboflare_bridge.topic_qos import qos_profile, TopicQos
+from roboflare_bridge.codec.message_types import message_class
+from roboflare_bridge.mirror.topic_qos import qos_profile, TopicQos
+from roboflare_dev import testing
 
 
 def ros_environment(default_domain: int) -> None:
@@ -123,8 +123,8 @@ class BridgeProcess(testing.BridgeProcess):
 
 
 SUBSCRIBER = """
+from roboflare_bridge.codec.message_types import message_class
 import sys, rclpy
-from roboflare_bridge.codec import message_class
 rclpy.init()
 node = rclpy.create_node('bench_subscriber')
 for topic, type_name in zip(sys.argv[1::2], sys.argv[2::2]):

@@ -29,7 +29,7 @@ from typing import Any, Dict
 
 from fleet_bench import LocalSubscriber, mirrored_topics
 from harness import BridgeProcess, EmulatorProcess, robot_ids, ros_environment
-from roboflare_bridge.testing import wait_until_true
+from roboflare_dev.testing import wait_until_true
 
 LIMIT = 0.10  # the "flat": within 10 % of the start
 

@@ -32,9 +32,11 @@ import time
 from typing import Any, Dict, List
 import zlib
 
-from roboflare_bridge.emulator import contract
-from roboflare_bridge.emulator.sim import CameraFeed, SimRobot, TOPICS
-from roboflare_bridge.ws_connection import ClientProtocol, read_in_chunks, WebSocketConnection
+from roboflare_bridge.transport.websocket import (
+    ClientProtocol, read_in_chunks, WebSocketConnection,
+)
+from roboflare_dev.emulator import contract
+from roboflare_dev.emulator.sim import CameraFeed, SimRobot, TOPICS
 from websockets.extensions.permessage_deflate import (
     enable_client_permessage_deflate, ServerPerMessageDeflateFactory,
 )

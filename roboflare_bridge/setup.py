@@ -37,10 +37,9 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            'bridge = roboflare_bridge.bridge_node:main',
-            'check_api = roboflare_bridge.check_api:main',
-            'emulator = roboflare_bridge.emulator.__main__:main',
-            'rviz_config = roboflare_bridge.rviz_config:main',
+            'bridge = roboflare_bridge.node.bridge_node:main',
+            'check_api = roboflare_bridge.tools.check_api:main',
+            'rviz_config = roboflare_bridge.tools.rviz_config:main',
         ],
     },
 )

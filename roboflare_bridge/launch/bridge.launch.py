@@ -33,7 +33,7 @@ from launch.actions import (
 from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from roboflare_bridge.launch_args import (
+from roboflare_bridge.node.launch_arguments import (
     check_params_file, LOG_LEVELS, overrides, prepare_rviz, shards,
 )
 

@@ -24,9 +24,11 @@ import uuid
 import zlib
 
 import pytest
-from roboflare_bridge.api_client import ApiClient, MAX_RESPONSE_BYTES
-from roboflare_bridge.credentials import Credentials, Token
-from roboflare_bridge.resources import ApiError, CONFIG_DEPLOYMENT, RELEASE_DEPLOYMENT, Robot
+from roboflare_bridge.control.api_client import ApiClient, MAX_RESPONSE_BYTES
+from roboflare_bridge.control.resources import (
+    ApiError, CONFIG_DEPLOYMENT, RELEASE_DEPLOYMENT, Robot,
+)
+from roboflare_bridge.transport.credentials import Credentials, Token
 
 TOKEN = 'rf_org_' + '0' * 32
 

@@ -22,7 +22,7 @@ import sys
 from typing import Dict, List
 
 import pytest
-from roboflare_bridge.testing import ros_subprocess_env
+from roboflare_dev.testing import ros_subprocess_env
 
 BENCH = Path(__file__).resolve().parents[2] / 'bench' / 'run.py'
 

@@ -22,13 +22,13 @@ from PIL import Image as PilImage
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
-from roboflare_bridge.camera import (
-    bgr8_message, CameraMirror, CameraStats, DecodeWorker, jpeg_size, JpegDecoder,
-    receipt_clock,
+from roboflare_bridge.codec.rclpy_fast_paths import fast_paths
+from roboflare_bridge.mirror.camera import CameraMirror, CameraStats, receipt_clock
+from roboflare_bridge.mirror.jpeg_decoding import (
+    bgr8_message, DecodeWorker, jpeg_size, JpegDecoder,
 )
-from roboflare_bridge.emulator.sim import CameraFeed
-from roboflare_bridge.rclpy_compat import fast_paths
-from roboflare_bridge.testing import FakePublisher
+from roboflare_dev.emulator.sim import CameraFeed
+from roboflare_dev.testing import FakePublisher
 
 FEED = CameraFeed(160, 120)
 JPEG = FEED.frame(4)

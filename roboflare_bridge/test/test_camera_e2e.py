@@ -22,7 +22,7 @@ from PIL import Image as PilImage
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from roboflare_bridge.testing import (
+from roboflare_dev.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorProcess, EmulatorThread, RosHarness,
     rss_bytes,
 )

@@ -20,10 +20,11 @@ import numpy
 import orjson
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
-from roboflare_bridge.cdr import (
+from roboflare_bridge.codec.cdr_writer import (
     CdrEncoder, CompressedImageWriter, may_hold_booleans, NotEncodable,
 )
-from roboflare_bridge.codec import Codec, CodecError, message_class
+from roboflare_bridge.codec.json_codec import Codec
+from roboflare_bridge.codec.message_types import CodecError, message_class
 from test_codec import BAD, canonical, message_strategy, MESSAGE_TYPES
 
 ENCODER, CODEC = CdrEncoder('robot_1/'), Codec('robot_1/')

@@ -25,7 +25,7 @@ import sys
 import time
 
 from nav_msgs.msg import Odometry
-from roboflare_bridge.testing import (
+from roboflare_dev.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorProcess, EmulatorThread,
     ros_subprocess_env, rss_bytes, stop_process, wait_future,
 )

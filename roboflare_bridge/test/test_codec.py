@@ -23,8 +23,9 @@ import numpy as np
 import orjson
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
-from roboflare_bridge.codec import Codec, CodecError, message_class, UnknownType
-from roboflare_bridge.rclpy_compat import fast_paths
+from roboflare_bridge.codec.json_codec import Codec
+from roboflare_bridge.codec.message_types import CodecError, message_class, UnknownType
+from roboflare_bridge.codec.rclpy_fast_paths import fast_paths
 from rosidl_parser import definition as idl
 
 INT_RANGES = {'int8': 7, 'int16': 15, 'int32': 31, 'int64': 63}

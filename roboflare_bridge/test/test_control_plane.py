@@ -22,8 +22,8 @@ import uuid
 from action_msgs.msg import GoalStatus
 import pytest
 from rclpy.action import ActionClient
-from roboflare_bridge.emulator.contract import RELEASE_DEPLOYMENT
-from roboflare_bridge.testing import BridgeProcess, EmulatorThread, wait_future
+from roboflare_dev.emulator.contract import RELEASE_DEPLOYMENT
+from roboflare_dev.testing import BridgeProcess, EmulatorThread, wait_future
 from roboflare_interfaces import action, srv
 from unique_identifier_msgs.msg import UUID
 

@@ -17,7 +17,7 @@ import logging
 import os
 
 import pytest
-from roboflare_bridge.credentials import (
+from roboflare_bridge.transport.credentials import (
     check_base_url, CredentialsError, DEFAULT_BASE_URL, resolve_credentials, Token,
 )
 

@@ -20,8 +20,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import LoggerLevel
 from rcl_interfaces.srv import SetLoggerLevels
 import rclpy
-from roboflare_bridge.diagnostics import Diagnostics, OK, status
-from roboflare_bridge.testing import (
+from roboflare_bridge.node.diagnostics import Diagnostics, OK, status
+from roboflare_dev.testing import (
     BridgeProcess, Collector, EmulatorThread, start_python, stop_process, wait_future,
     wait_until_true,
 )
@@ -41,7 +41,7 @@ def test_a_failing_collection_skips_one_period_and_the_next_one_publishes(caplog
         yield status('camera', OK, 'fine', {'fps': 30.0})
     diagnostics = Diagnostics(node, 3600.0, collect)  # periods driven by hand below
     try:
-        with caplog.at_level(logging.ERROR, logger='roboflare_bridge.diagnostics'):
+        with caplog.at_level(logging.ERROR, logger='roboflare_bridge.node.diagnostics'):
             diagnostics.publish()
         assert diagnostics.failures == 1 and diagnostics.last is None
         assert 'collecting diagnostics failed' in caplog.text and 'deque mutated' in caplog.text
@@ -86,7 +86,7 @@ def test_diagnostics_at_100_hz_while_everything_flows(ros, tmp_path):
     assert 'collecting diagnostics failed' not in bridge.log()
 
 
-REQUEST_LOG = 'roboflare_bridge.api_client: GET /api/robots -> 200'  # a debug line
+REQUEST_LOG = 'roboflare_bridge.control.api_client: GET /api/robots -> 200'  # a debug line
 
 
 def test_the_package_logs_at_the_level_the_node_is_given_at_start_and_at_run_time(

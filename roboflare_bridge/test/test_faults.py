@@ -24,18 +24,20 @@ import time
 
 from hypothesis import given, HealthCheck, settings, strategies as st
 import pytest
-from roboflare_bridge.camera import CameraMirror
-from roboflare_bridge.cdr import CdrEncoder, NotEncodable
-from roboflare_bridge.credentials import CredentialsError, resolve_credentials
-from roboflare_bridge.frames import FrameError, parse_batch_reply, parse_log_record
-from roboflare_bridge.log_forwarder import LogForwarder
-from roboflare_bridge.log_mirror import LogMirror
-from roboflare_bridge.log_spool import SampleJournal, Spool
-from roboflare_bridge.mirror import TopicMirror
-from roboflare_bridge.params import build_config, ParameterError
-from roboflare_bridge.resources import Deployment, MalformedResource, RELEASE_DEPLOYMENT, Robot
-from roboflare_bridge.rosout import parse_log_cdr
-from roboflare_bridge.testing import (
+from roboflare_bridge.codec.cdr_writer import CdrEncoder, NotEncodable
+from roboflare_bridge.control.resources import (
+    Deployment, MalformedResource, RELEASE_DEPLOYMENT, Robot,
+)
+from roboflare_bridge.mirror.camera import CameraMirror
+from roboflare_bridge.mirror.remote_logs import LogMirror
+from roboflare_bridge.mirror.topics import TopicMirror
+from roboflare_bridge.parameters import build_config, ParameterError
+from roboflare_bridge.transport.credentials import CredentialsError, resolve_credentials
+from roboflare_bridge.transport.wire import FrameError, parse_batch_reply, parse_log_record
+from roboflare_bridge.upstream.forwarder import LogForwarder
+from roboflare_bridge.upstream.rosout import parse_log_cdr
+from roboflare_bridge.upstream.spool import SampleJournal, Spool
+from roboflare_dev.testing import (
     BridgeProcess, EmulatorThread, FakePublisher, ros_subprocess_env, stop_process,
 )
 
@@ -204,8 +206,8 @@ def test_bridge_stops_within_two_seconds_leaving_the_spool_consistent(tmp_path, 
 
 
 STACK_DUMPS_UNDER_LOAD = """
+from roboflare_bridge.node.bridge_node import dump_stacks_on
 import signal, sys, threading
-from roboflare_bridge.bridge_node import dump_stacks_on
 dump_stacks_on(signal.SIGUSR1)
 
 def busy():  # frames pushed and popped, code compiled: what a dump must not trip over

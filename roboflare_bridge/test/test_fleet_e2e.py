@@ -23,7 +23,7 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from roboflare_bridge.testing import (
+from roboflare_dev.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorThread, wait_future, wait_until_true,
 )
 from roboflare_interfaces.msg import RobotArray

@@ -20,7 +20,7 @@ import uuid
 from action_msgs.msg import GoalStatus
 import pytest
 from rclpy.action import ActionClient
-from roboflare_bridge.testing import start_python, stop_process, wait_future
+from roboflare_dev.testing import start_python, stop_process, wait_future
 import roboflare_interfaces.action as actions
 import roboflare_interfaces.msg as msgs
 import roboflare_interfaces.srv as srvs

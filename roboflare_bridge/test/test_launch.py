@@ -20,12 +20,12 @@ import sys
 
 from diagnostic_msgs.msg import DiagnosticArray
 import pytest
-from roboflare_bridge.launch_args import (
+from roboflare_bridge.node.launch_arguments import (
     check_params_file, LaunchArgumentError, LOG_LEVELS, overrides, prepare_rviz, shards,
 )
-from roboflare_bridge.params import BridgeConfig, build_config, DESCRIPTIONS
-from roboflare_bridge.rviz_config import write_config
-from roboflare_bridge.testing import (
+from roboflare_bridge.parameters import BridgeConfig, build_config, DESCRIPTIONS
+from roboflare_bridge.tools.rviz_config import write_config
+from roboflare_dev.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorThread, executable, ros_subprocess_env,
     wait_future, wait_until_true,
 )
@@ -153,7 +153,7 @@ def test_demo_runs_and_shows_everything(tmp_path):
     env = ros_subprocess_env()
     if env.get('AMENT_PREFIX_PATH') == sys.prefix:
         del env['AMENT_PREFIX_PATH']  # as `make demo` runs it in a PyPI venv
-    result = subprocess.run([sys.executable, '-m', 'roboflare_bridge.demo', '--duration', '16',
+    result = subprocess.run([sys.executable, '-m', 'roboflare_dev.demo', '--duration', '16',
                              '--output', str(tmp_path)], env=env,
                             capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -250,7 +250,8 @@ def test_start_up_warnings_go_through_the_node_logger(tmp_path):
         assert bridge.stop() == 0
         emulator.close()
     [line] = [line for line in bridge.log().splitlines() if 'readable by other' in line]
-    assert line.startswith('[WARN]') and 'roboflare_bridge]: roboflare_bridge.credentials' in line
+    assert line.startswith('[WARN]')
+    assert 'roboflare_bridge]: roboflare_bridge.transport.credentials' in line
 
 
 def test_rviz_true_writes_a_config_for_the_launched_robots(tmp_path, monkeypatch, emulator):

@@ -15,7 +15,7 @@
 bridge.launch.py run by launch itself, as ``ros2 launch`` runs it (on a ROS install).
 
 launch and launch_pytest are not on PyPI: in the PyPI venvs this module is skipped, and
-test_launch.py checks the launch arguments' rules (roboflare_bridge.launch_args) there.
+test_launch.py checks the launch arguments' rules (roboflare_bridge.node.launch_arguments) there.
 """
 
 import logging
@@ -33,8 +33,8 @@ from launch.event_handlers import OnProcessExit  # noqa: E402
 from launch.events import Shutdown  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
-from roboflare_bridge.launch_args import rviz_config_path  # noqa: E402
-from roboflare_bridge.testing import Collector, EmulatorThread, wait_future  # noqa: E402
+from roboflare_bridge.node.launch_arguments import rviz_config_path  # noqa: E402
+from roboflare_dev.testing import Collector, EmulatorThread, wait_future  # noqa: E402
 from roboflare_interfaces.srv import ListRobots  # noqa: E402
 import yaml  # noqa: E402
 

@@ -25,16 +25,16 @@ from hypothesis import given, settings, strategies as st
 import pytest
 from rcl_interfaces.msg import Log
 from rclpy.serialization import serialize_message
-from roboflare_bridge import log_forwarder
-from roboflare_bridge.backoff import Backoff
-from roboflare_bridge.frames import LogRecord, MAX_BATCH_BYTES, parse_log_record
-from roboflare_bridge.log_forwarder import LogForwarder
-from roboflare_bridge.log_mirror import log_message
-from roboflare_bridge.log_spool import JOURNAL_MAGIC, SampleJournal, Spool
-from roboflare_bridge.rosout import (
+from roboflare_bridge.mirror.remote_logs import log_message
+from roboflare_bridge.transport.backoff import Backoff
+from roboflare_bridge.transport.wire import LogRecord, MAX_BATCH_BYTES, parse_log_record
+import roboflare_bridge.upstream.forwarder as forwarder_module
+from roboflare_bridge.upstream.forwarder import LogForwarder
+from roboflare_bridge.upstream.rosout import (
     normalise_logger, parse_log_cdr, record_json, RosoutRecord, SeenSamples,
 )
-from roboflare_bridge.testing import FakeStream, fill_filesystem, small_filesystem
+from roboflare_bridge.upstream.spool import JOURNAL_MAGIC, SampleJournal, Spool
+from roboflare_dev.testing import FakeStream, fill_filesystem, small_filesystem
 
 T0 = 1_800_000_000
 
@@ -276,7 +276,7 @@ def test_filters_levels_and_ignored_nodes(tmp_path):
         forwarder = make_forwarder(tmp_path, asyncio.get_running_loop())
         await feed(forwarder, [writer.publish(m) for m in (
             log(1, level=Log.DEBUG), log(2, name='roboflare_bridge'),
-            log(3, name='roboflare_bridge.streams'), log(4, name='noisy'),
+            log(3, name='roboflare_bridge.transport.streams'), log(4, name='noisy'),
             log(5, name='noisier'), log(6))])
         forwarder.on_sample(b'junk', {})
         return forwarder
@@ -371,7 +371,7 @@ def test_one_sample_on_both_subscriptions_is_forwarded_once(tmp_path):
 
 
 def test_volatile_reader_copies_wait_for_the_transient_local_ones(tmp_path, monkeypatch):
-    monkeypatch.setattr(log_forwarder, 'VOLATILE_HOLD_S', 0.0)  # released when asked
+    monkeypatch.setattr(forwarder_module, 'VOLATILE_HOLD_S', 0.0)  # released when asked
     latched, script = Writer(), Writer(b'\x05' * 16)
     history = [latched.publish(log(i)) for i in range(3)]
     scripted = [script.publish(log(i, name='tool', msg=f'tool {i}')) for i in range(2)]
@@ -471,7 +471,7 @@ class HighestDraw(random.Random):
 
 def test_while_acks_are_missing_a_refused_oldest_batch_is_not_overtaken(
         tmp_path, monkeypatch):
-    monkeypatch.setattr(log_forwarder, 'retry_backoff',
+    monkeypatch.setattr(forwarder_module, 'retry_backoff',
                         lambda: Backoff(initial=0.5, cap=30.0, rng=HighestDraw()))
 
     async def scenario():

@@ -23,7 +23,7 @@ import time
 
 import pytest
 from rcl_interfaces.msg import Log
-from roboflare_bridge.testing import (
+from roboflare_dev.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorThread, fill_filesystem,
     ros_subprocess_env, small_filesystem, stop_process, wait_future,
 )

@@ -22,16 +22,16 @@ import tracemalloc
 import pytest
 import rclpy
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
-from roboflare_bridge.counters import DropCounter
-from roboflare_bridge.emulator.sim import SimRobot
-from roboflare_bridge.frames import MAX_LISTED_TOPICS
-from roboflare_bridge.mirror import (
+from roboflare_bridge.codec.rclpy_fast_paths import fast_paths
+from roboflare_bridge.common.drops import DropCounter
+from roboflare_bridge.mirror.publish_batch import PublishBatch
+from roboflare_bridge.mirror.topic_qos import qos_profile, QosRules
+from roboflare_bridge.mirror.topics import (
     frame_topic, MAX_NAMED, MAX_TOPICS, StaticTransforms, TopicMirror, TopicStats,
 )
-from roboflare_bridge.publish_batch import PublishBatch
-from roboflare_bridge.rclpy_compat import fast_paths
-from roboflare_bridge.testing import fake_publishers, FakePublisher, FakeStream
-from roboflare_bridge.topic_qos import qos_profile, QosRules
+from roboflare_bridge.transport.wire import MAX_LISTED_TOPICS
+from roboflare_dev.emulator.sim import SimRobot
+from roboflare_dev.testing import fake_publishers, FakePublisher, FakeStream
 
 
 @pytest.fixture

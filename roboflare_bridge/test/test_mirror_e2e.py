@@ -18,7 +18,7 @@ import json
 from nav_msgs.msg import Odometry
 import pytest
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from roboflare_bridge.testing import BridgeProcess, Collector, EmulatorThread
+from roboflare_dev.testing import BridgeProcess, Collector, EmulatorThread
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage

@@ -15,8 +15,8 @@
 
 import random
 
-from roboflare_bridge.resources import Robot
-from roboflare_bridge.robot_selection import ros_names, Selection, shard_of
+from roboflare_bridge.control.resources import Robot
+from roboflare_bridge.fleet.selection import ros_names, Selection, shard_of
 
 
 def robot(robot_id, name, status='online'):

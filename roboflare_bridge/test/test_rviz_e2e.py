@@ -30,15 +30,15 @@ from rclpy.qos import (
     DurabilityPolicy, HistoryPolicy, qos_check_compatible, QoSCompatibility, QoSProfile,
     ReliabilityPolicy,
 )
-from roboflare_bridge.codec import message_class
-from roboflare_bridge.params import build_config
-from roboflare_bridge.rviz_config import (
+from roboflare_bridge.codec.message_types import message_class
+from roboflare_bridge.parameters import build_config
+from roboflare_bridge.tools.rviz_config import (
     robot_model_frame, rviz_document, rviz_tf_prefix, write_config,
 )
-from roboflare_bridge.testing import (
+from roboflare_dev.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorThread, rss_bytes,
 )
-from roboflare_bridge.tf_tree import TransformTree
+from roboflare_dev.tf_tree import TransformTree
 from sensor_msgs.msg import CompressedImage, Imu, LaserScan
 from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
@@ -175,7 +175,7 @@ def test_a_generated_rviz_config_names_published_topics_with_matching_qos(ros, f
 
 def test_the_shipped_rviz_config_is_the_generated_one():
     from pathlib import Path
-    from roboflare_bridge.rviz_config import render, resolve
+    from roboflare_bridge.tools.rviz_config import render, resolve
     import asyncio
     shipped = Path(__file__).resolve().parents[1] / 'config' / 'remote_robots.rviz'
     robots = asyncio.run(resolve(['robot-1', 'robot-2'], build_config({}), offline=True))

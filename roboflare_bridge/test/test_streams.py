@@ -19,17 +19,17 @@ import json
 import logging
 
 import pytest
-from roboflare_bridge.backoff import Backoff
-from roboflare_bridge.credentials import Token
-from roboflare_bridge.frames import (
+from roboflare_bridge.mirror.remote_logs import LogMirror
+from roboflare_bridge.transport.backoff import Backoff
+from roboflare_bridge.transport.credentials import Token
+from roboflare_bridge.transport.streams import StreamClient, websocket_url
+from roboflare_bridge.transport.wire import (
     ECHO_STREAM, EchoTopics, LIST_TOPICS_OP, LOGS_STREAM, MAX_LOG_FRAME_BYTES,
     parse_echo_frame, subscribe_op,
 )
-from roboflare_bridge.log_forwarder import LogForwarder
-from roboflare_bridge.log_mirror import LogMirror
-from roboflare_bridge.log_spool import Spool
-from roboflare_bridge.streams import StreamClient, websocket_url
-from roboflare_bridge.testing import fake_publishers, wait_until
+from roboflare_bridge.upstream.forwarder import LogForwarder
+from roboflare_bridge.upstream.spool import Spool
+from roboflare_dev.testing import fake_publishers, wait_until
 
 
 def make_client(emulator, stream=ECHO_STREAM, token=None, **kwargs):
@@ -170,10 +170,10 @@ def test_token_is_not_in_logs_even_at_debug(emulator, caplog):
 
 
 def test_stream_compression_is_negotiated_only_where_asked(emulator):
-    from roboflare_bridge.capability import open_stream
-    from roboflare_bridge.camera import CameraMirror
-    from roboflare_bridge.mirror import TopicMirror
-    from roboflare_bridge.testing import fake_publishers
+    from roboflare_bridge.transport.streams import open_stream
+    from roboflare_bridge.mirror.camera import CameraMirror
+    from roboflare_bridge.mirror.topics import TopicMirror
+    from roboflare_dev.testing import fake_publishers
     factory, _ = fake_publishers()
     token = Token(emulator.token)
 
@@ -234,7 +234,7 @@ def test_log_streams_refuse_a_frame_over_their_limit_then_reconnect(emulator, tm
 
 
 def test_one_filter_keeps_every_live_token_out_of_the_stream_logs_however_many_come_and_go():
-    logger = logging.getLogger('roboflare_bridge.streams.ws')
+    logger = logging.getLogger('roboflare_bridge.transport.streams.ws')
     filters_before = len(logger.filters)
 
     async def scenario():

@@ -20,10 +20,10 @@ import subprocess
 
 from aiohttp import web
 import pytest
-from roboflare_bridge.api_client import ApiClient
-from roboflare_bridge.credentials import Credentials, Token
-from roboflare_bridge.resources import ApiError
-from roboflare_bridge.streams import StreamClient
+from roboflare_bridge.control.api_client import ApiClient
+from roboflare_bridge.control.resources import ApiError
+from roboflare_bridge.transport.credentials import Credentials, Token
+from roboflare_bridge.transport.streams import StreamClient
 
 TOKEN = Token('rf_org_' + 'c' * 32)
 

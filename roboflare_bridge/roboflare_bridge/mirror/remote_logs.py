@@ -1,0 +1,95 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Downstream logs: each mirrored robot's ``logs/ws`` records on ``<namespace>/rosout``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional
+
+from builtin_interfaces.msg import Time
+from rcl_interfaces.msg import Log
+
+from .capability import MirrorContext, RemoteRobot
+from ..common.drops import DropCounter, publish_or_drop
+from ..control.resources import parse_time
+from ..transport.streams import StreamSpec
+from ..transport.wire import (
+    FrameError, LOG_STREAM_LIMITS, LOGS_STREAM, parse_json_object, parse_log_record,
+)
+from ..upstream.rosout import LEVEL_VALUES, rosout_qos
+
+_log = logging.getLogger(__name__)
+
+
+def log_message(record: Any) -> Log:
+    """Return a contract log record (validated) as an rcl_interfaces/msg/Log."""
+    try:
+        sec, nanosec = parse_time(record.ts)
+    except ValueError:
+        sec, nanosec = 0, 0
+    return Log(stamp=Time(sec=sec, nanosec=nanosec), level=LEVEL_VALUES[record.level],
+               name=record.logger, msg=record.msg, file=record.file,
+               function=record.function, line=record.line)
+
+
+class LogMirror:
+    """
+    One robot's log records republished on <namespace>/rosout (a capability).
+
+    Threads: frames arrive on the asyncio loop; diagnostics read two integers.
+    """
+
+    def __init__(self, robot_label: str, namespace: str, create_publisher: Any) -> None:
+        self.topic = namespace.rstrip('/') + '/rosout'
+        self.published = 0
+        self.drops = DropCounter(_log, f'{robot_label} logs')
+        self._publisher = create_publisher(Log, self.topic, rosout_qos(100))
+
+    def on_frame(self, frame: Any) -> None:
+        try:
+            obj = parse_json_object(frame)
+            if 'type' in obj:
+                return  # an ack or error for an upstream batch
+            message = log_message(parse_log_record(obj))
+        except FrameError as exc:
+            self.drops.drop('malformed record', str(exc))
+            return
+        if publish_or_drop(self._publisher, message, self.drops):
+            self.published += 1
+
+    def stream_spec(self) -> StreamSpec:
+        return StreamSpec(LOGS_STREAM, self.on_frame, options=dict(LOG_STREAM_LIMITS))
+
+    def diagnostic_values(self) -> Dict[str, Any]:
+        return {'remote_logs_published': self.published, 'remote_logs_drops': self.drops.total}
+
+    def warnings(self) -> List[str]:
+        return []
+
+    def publishers(self) -> List[Any]:
+        return [self._publisher]
+
+    def stop(self) -> None:
+        pass  # its publisher lives as long as the node
+
+
+def build(robot: RemoteRobot, context: MirrorContext) -> Optional[LogMirror]:
+    """Return the mirror of a robot's logs, if remote logs are mirrored."""
+    if not context.config.remote_logs:
+        return None
+    return LogMirror(robot.ros_name, robot.namespace, context.create_publisher)
+
+
+__all__ = ['build', 'LogMirror', 'log_message']

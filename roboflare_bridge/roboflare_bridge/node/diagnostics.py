@@ -1,0 +1,185 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+Health on ``/diagnostics``: one status per stream and per robot, and the control plane's.
+
+Values are counters and states, never secrets: the token is not in a URL shown here, and
+last errors were scrubbed where they were recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from ..control.contract_check import Report
+from ..control.resources import FORBIDDEN, OPENAPI_PATH, ROBOT_OFFLINE, UNAUTHORIZED
+from ..fleet.fleet import FleetStatus, RobotStreams
+from ..parameters import BridgeConfig
+from ..transport.streams import StreamClient
+from ..upstream.upstream_logs import UpstreamStatus
+
+OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+HARDWARE_ID = 'roboflare'
+_log = logging.getLogger(__name__)
+
+
+def status(name: str, level: bytes, message: str, values: Dict[str, Any]) -> DiagnosticStatus:
+    return DiagnosticStatus(level=level, name=f'roboflare_bridge: {name}', message=message,
+                            hardware_id=HARDWARE_ID,
+                            values=[KeyValue(key=k, value=_text(v)) for k, v in values.items()])
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f'{value:.3f}'
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value)
+
+
+def stream_status(stream: StreamClient) -> DiagnosticStatus:
+    stats = stream.stats
+    if stats.unauthorized:
+        level, message = ERROR, 'token refused; not retrying'
+    elif stats.connected:
+        level, message = OK, 'connected'
+    elif stats.connects == 0:
+        level, message = WARN, 'connecting'
+    else:
+        level, message = WARN, 'reconnecting'
+    values = {'url': stream.url, 'connected': stats.connected, 'connects': stats.connects,
+              'reconnects': stats.reconnects, 'frames_in': stats.frames_in,
+              'frames_out': stats.frames_out, 'bytes_in': stats.bytes_in,
+              'bytes_out': stats.bytes_out, 'errors': stats.errors, 'drops': stats.drops,
+              'last_error': stats.last_error}
+    values.update({f'refused.{bound}': count for bound, count in dict(stats.refused).items()})
+    return status(stream.name, level, message, values)
+
+
+def robot_statuses(robot: RobotStreams) -> List[DiagnosticStatus]:
+    """Return a mirrored robot's statuses: the robot with its mirrors' values, streams."""
+    values: Dict[str, Any] = {'robot_id': robot.robot.id, 'name': robot.robot.name,
+                              'namespace': robot.robot.namespace,
+                              'frame_prefix': robot.robot.frame_prefix}
+    for mirror in robot.mirrors:
+        values.update(mirror.diagnostic_values())
+    streams = [stream_status(stream) for stream in robot.streams]
+    level = max((s.level for s in streams), default=OK)
+    message = 'all streams connected' if level == OK else 'some streams are not connected'
+    warnings = [text for mirror in robot.mirrors for text in mirror.warnings()]
+    if warnings:
+        level, message = max(level, WARN), '; '.join([message] + warnings)
+    return [status(f'robot {robot.robot.ros_name}', level, message, values)] + streams
+
+
+def contract_status(report: Optional[Report], base_url: str) -> DiagnosticStatus:
+    """Return how the live /openapi.json compares with what the bridge uses (contract_check)."""
+    values: Dict[str, Any] = {'spec': base_url.rstrip('/') + OPENAPI_PATH}
+    if report is None:
+        return status('contract', WARN, 'checking the API spec', values)
+    values['compatible'] = report.compatible
+    values.update({f'difference {i + 1}': difference.line()
+                   for i, difference in enumerate(report.differences)})
+    level = OK if not report.error and not report.differences else WARN
+    return status('contract', level, report.summary(), values)
+
+
+def fleet_statuses(fleet: FleetStatus, config: BridgeConfig) -> List[DiagnosticStatus]:
+    """Return the selection's status, then one per robot: mirrored, offline or unmatched."""
+    selected, mirrored, unmatched = fleet.selected, fleet.mirrored, fleet.unmatched
+    offline = {robot_id: robot for robot_id, robot in selected.items()
+               if robot.status == ROBOT_OFFLINE}
+    if fleet.poll_error:
+        refused = fleet.poll_error_code in (UNAUTHORIZED, FORBIDDEN)
+        level = ERROR if refused else WARN
+        message = f"listing the org's robots failed: {fleet.poll_error}"
+    elif not fleet.polls:
+        level, message = WARN, "listing the org's robots"
+    else:
+        level = WARN if unmatched or offline else OK
+        message = (f'{len(mirrored)} robots mirrored, {len(offline)} offline'
+                   + (f', {len(unmatched)} robots entries match nothing' if unmatched else ''))
+    statuses = [status('fleet', level, message, {
+        'selected': len(selected), 'mirrored': len(mirrored) - len(offline),
+        'offline': len(offline), 'removed': fleet.removed, 'polls': fleet.polls,
+        'poll_interval_s': float(config.robots_poll_interval_s),
+        'shard': f'{config.shard_index} of {config.shard_count}',
+        'robots': ' '.join(config.robots), 'deny_robots': ' '.join(config.deny_robots)})]
+    for entry, reason in unmatched.items():
+        statuses.append(status(f'robot {entry}', WARN, f'not mirrored: {reason}',
+                               {'entry': entry}))
+    for robot_id, entry in mirrored.items():
+        robot = offline.get(robot_id)
+        if robot is None:
+            statuses += robot_statuses(entry)
+            continue
+        seen = robot.last_seen_at[0]
+        last_seen = (time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seen)) if seen
+                     else 'never')
+        statuses.append(status(f'robot {entry.robot.ros_name}', WARN,
+                               f'offline, last seen {last_seen}; streams wait for it',
+                               {'robot_id': robot_id, 'name': robot.name,
+                                'namespace': entry.robot.namespace, 'last_seen': last_seen}))
+    return statuses
+
+
+def upstream_statuses(upstream: UpstreamStatus) -> List[DiagnosticStatus]:
+    """Return the upstream log forwarder's status and its stream's."""
+    values, stream = upstream.values, upstream.stream
+    level = OK if stream.stats.connected else WARN
+    if values['spool_records']:
+        message = f'{values["spool_records"]} records waiting in the spool'
+    else:
+        message = 'all records acknowledged'
+    if values['spool_error']:
+        level, message = ERROR, (f'spool cannot write ({values["spool_error"]}); '
+                                 f'{values["spool_held_bytes"]} bytes held in memory, '
+                                 f'{values["spool_dropped_records"]} records dropped')
+    if stream.stats.unauthorized:
+        level = ERROR
+    return [status('log forwarding', level, message, values), stream_status(stream)]
+
+
+class Diagnostics:
+    """Publishes the bridge's statuses periodically."""
+
+    def __init__(self, node: Any, period_s: float,
+                 collect: Callable[[float], Iterable[DiagnosticStatus]]) -> None:
+        self._node = node
+        self._collect = collect
+        self._publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._timer = node.create_timer(period_s, self.publish)
+        self.last: Optional[DiagnosticArray] = None
+        self.failures = 0
+
+    def publish(self) -> None:
+        array = DiagnosticArray()
+        array.header.stamp = self._node.get_clock().now().to_msg()
+        try:
+            array.status = list(self._collect(time.monotonic()))
+        except Exception:  # noqa: B902 - a faulty status must not take the node down with it
+            self.failures += 1
+            _log.exception('collecting diagnostics failed (%d times); skipping this period',
+                           self.failures)
+            return
+        self._publisher.publish(array)
+        self.last = array
+
+    def destroy(self) -> None:
+        self._node.destroy_timer(self._timer)
+        self._node.destroy_publisher(self._publisher)

@@ -1,0 +1,111 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Parameter validation, topic globs and ROS-safe robot names (no ROS graph needed)."""
+
+import pytest
+from roboflare_bridge.common.globs import glob_match, topic_selected
+from roboflare_bridge.mirror.topic_qos import QosRules, TopicQos
+from roboflare_bridge.parameters import (
+    BridgeConfig, build_config, ParameterError, ros_name,
+)
+
+
+def test_defaults_are_valid_and_match_the_dataclass():
+    assert build_config({}) == BridgeConfig()
+    assert BridgeConfig().topics == ('/**',) and BridgeConfig().namespace_format == \
+        '/roboflare/{robot}'
+
+
+def test_values_are_normalised():
+    config = build_config({'robots': ['rbt_1', ' rbt_2 ', ''], 'request_timeout_s': 5,
+                           'deny_topics': [], 'qos_overrides': ['/scan=best_effort']})
+    assert config.robots == ('rbt_1', 'rbt_2')
+    assert config.request_timeout_s == 5.0 and isinstance(config.request_timeout_s, float)
+    assert config.deny_topics == () and config.qos_overrides == (('/scan', 'best_effort'),)
+
+
+@pytest.mark.parametrize('values,name', [
+    ({'request_timeout_s': 0.0}, 'request_timeout_s'),
+    ({'deploy_poll_interval_s': -1.0}, 'deploy_poll_interval_s'),
+    ({'log_min_level': 'verbose'}, 'log_min_level'),
+    ({'forward_logs': True}, 'robot_id'),
+    ({'namespace_format': '/fleet/{name}'}, 'namespace_format'),
+    ({'namespace_format': '/fleet'}, 'namespace_format'),
+    ({'namespace_format': 'fleet/{robot}'}, 'namespace_format'),
+    ({'frame_prefix_format': '{robot'}, 'frame_prefix_format'),
+    ({'topics': ['odom']}, 'topics'),
+    ({'robots': ['a', 'a']}, 'robots'),
+    ({'robots': [1, 2]}, 'robots'),
+    ({'robots': 'rbt_1'}, 'robots'),
+    ({'qos_overrides': ['/scan:fast']}, 'qos_overrides'),
+    ({'qos_overrides': ['/scan=durable']}, 'qos_overrides'),
+    ({'qos_overrides': ['scan=best_effort']}, 'qos_overrides'),
+    ({'qos_overrides': ['/scan=best_effort', '/scan=reliable']}, 'qos_overrides'),
+    ({'transient_local_topics': ['costmap']}, 'transient_local_topics'),
+    ({'echo_max_frame_bytes': 10}, 'echo_max_frame_bytes'),
+    ({'spool_max_bytes': 10}, 'spool_max_bytes'),
+    ({'camera': 'yes'}, 'camera'),
+])
+def test_wrong_values_are_refused_naming_the_parameter(values, name):
+    with pytest.raises(ParameterError, match=f"'{name}'"):
+        build_config(values)
+
+
+@pytest.mark.parametrize('topic,pattern,expected', [
+    ('/odom', '/**', True), ('/a/b/c', '/**', True), ('/odom', '/*', True),
+    ('/a/b', '/*', False), ('/a/b', '/a/*', True), ('/camera/image', '/camera/**', True),
+    ('/scan', '/sca?', True), ('/odom_filtered', '/odom', False), ('/x.y', '/x.y', True),
+    ('/xzy', '/x.y', False),
+])
+def test_globs(topic, pattern, expected):
+    assert glob_match(topic, pattern) is expected
+
+
+def test_deny_applies_after_allow():
+    assert topic_selected('/odom', ['/**'], ['/camera/**'])
+    assert not topic_selected('/camera/raw', ['/**'], ['/camera/**'])
+    assert not topic_selected('/odom', ['/scan'], [])
+
+
+@pytest.mark.parametrize('name,expected', [
+    ('robot-1', 'robot_1'), ('Warehouse Bot 7', 'warehouse_bot_7'), ('7up', 'r_7up'),
+    ('', 'r_'), ('émile', '_mile'), ('a.b/c', 'a_b_c'),
+])
+def test_ros_name(name, expected):
+    assert ros_name(name) == expected
+
+
+def test_latched_topics_are_transient_local_with_depth_one_and_overrides_apply():
+    rules = QosRules.of(build_config({'transient_local_topics': ['/costmap/**'],
+                                      'qos_overrides': ['/scan=best_effort', '/map=volatile',
+                                                        '/semantic/*=transient_local',
+                                                        '/semantic/*=best_effort']}))
+    latched = TopicQos('reliable', 'transient_local', 1)
+    assert rules.for_topic('/tf_static') == latched
+    assert rules.for_topic('/robot_description') == latched
+    assert rules.for_topic('/costmap/global') == latched
+    assert rules.for_topic('/map') == TopicQos('reliable', 'volatile', 10)  # overridden
+    assert rules.for_topic('/scan') == TopicQos('best_effort', 'volatile', 10)
+    assert rules.for_topic('/semantic/rooms') == TopicQos('best_effort', 'transient_local', 1)
+    assert rules.for_topic('/semantic/a/b') == TopicQos('reliable', 'volatile', 10)
+    assert rules.for_topic('/tf') == TopicQos('reliable', 'volatile', 100)
+    assert rules.for_topic('/odom') == TopicQos()
+
+
+def test_a_bad_qos_override_is_refused_by_its_entry():
+    with pytest.raises(ParameterError) as raised:
+        build_config({'qos_overrides': ['/scan=best_effort', '/map=latched']})
+    assert "'/map=latched'" in str(raised.value) and 'transient_local' in str(raised.value)
+    with pytest.raises(ParameterError, match='/scan is given both best_effort and reliable'):
+        build_config({'qos_overrides': ['/scan=best_effort', '/scan=reliable']})

@@ -1,0 +1,22 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+The Roboflare bridge's test world.
+
+An emulator of the Roboflare API, test and benchmark helpers, the demo and its top-down view
+of the fleet.
+
+Never needed to run the bridge. The emulator imports nothing of the bridge, so it stays a
+faithful, independent other side of the wire.
+"""

@@ -1,0 +1,54 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The test harness's rclpy node reports a dead executor instead of letting tests time out."""
+
+import threading
+
+import pytest
+from roboflare_dev.testing import Collector, RosHarness
+from std_msgs.msg import String
+
+
+@pytest.fixture
+def harness():
+    own = RosHarness()
+    yield own
+    own.close()
+
+
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnhandledThreadExceptionWarning')
+def test_a_callback_that_raises_is_reported_by_check(harness):
+    harness.check()  # alive
+    fired = threading.Event()
+
+    def explode():
+        fired.set()
+        raise ValueError('callback bug')
+    harness.node.create_timer(0.01, explode)
+    assert fired.wait(10)
+    with pytest.raises(RuntimeError, match='executor died') as raised:
+        harness.check()
+    assert isinstance(raised.value.__cause__, ValueError)
+
+
+def test_destroy_runs_on_the_executor_and_the_node_keeps_spinning(harness):
+    received = Collector()
+    publisher = harness.node.create_publisher(String, '/harness_test', 10)
+    subscription = harness.node.create_subscription(String, '/harness_test', received, 10)
+    timer = harness.node.create_timer(0.001, lambda: publisher.publish(String(data='x')))
+    received.count(10, 10)
+    harness.destroy(subscription)
+    assert subscription not in list(harness.node.subscriptions)
+    harness.destroy(timer)
+    harness.check()
