@@ -17,8 +17,10 @@ Start the Roboflare bridge.
     ros2 launch roboflare_bridge bridge.launch.py robots:="[rbt_0001, rbt_0002]" \
         token_file:=~/.config/roboflare/token [rviz:=true]
 
-Arguments left empty keep the params file's values. ``rviz:=true`` also writes an rviz
-config for the robots (see ``rviz_config``) and starts rviz2 with it, where it is installed.
+Every parameter is an argument of its name (``ros2 launch roboflare_bridge bridge.launch.py
+--show-args`` lists them); those left empty keep the params file's values. ``rviz:=true``
+also writes an rviz config for the robots (see ``rviz_config``) and starts rviz2 with it,
+where it is installed.
 """
 
 import os
@@ -36,12 +38,17 @@ from launch_ros.actions import Node
 from roboflare_bridge.node.launch_arguments import (
     check_params_file, LOG_LEVELS, overrides, prepare_rviz, shards,
 )
+from roboflare_bridge.parameters import PARAMETERS
+
+
+def arguments(context, *names):
+    """Return the launch arguments' values: those named and every parameter's."""
+    return {name: LaunchConfiguration(name).perform(context)
+            for name in names + tuple(parameter.name for parameter in PARAMETERS)}
 
 
 def bridge_nodes(context, *args, **kwargs):
-    value = {name: LaunchConfiguration(name).perform(context) for name in
-             ('params_file', 'namespace', 'log_level', 'respawn', 'robots', 'base_url',
-              'token_file', 'forward_logs', 'robot_id', 'shards')}
+    value = arguments(context, 'params_file', 'namespace', 'log_level', 'respawn', 'shards')
     respawn = value['respawn'].lower() == 'true'
     params_file, parameters = check_params_file(value['params_file']), overrides(value)
     actions = []
@@ -61,9 +68,8 @@ def bridge_nodes(context, *args, **kwargs):
 def rviz_viewer(context, *args, **kwargs):
     if LaunchConfiguration('rviz').perform(context).lower() not in ('true', '1', 'yes'):
         return []
-    arguments = {name: LaunchConfiguration(name).perform(context) for name in
-                 ('robots', 'base_url', 'token_file', 'forward_logs', 'robot_id')}
-    path, message = prepare_rviz(arguments, LaunchConfiguration('params_file').perform(context))
+    path, message = prepare_rviz(arguments(context),
+                                 LaunchConfiguration('params_file').perform(context))
     actions = [LogInfo(msg=message)]
     if path is None:
         return actions
@@ -90,17 +96,10 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='parameters file (see config/bridge.yaml)'),
-        DeclareLaunchArgument('robots', default_value='',
-                              description='robots to mirror (ids, names or globs): '
-                                          '"[rbt_0001, robot-2]", or one, like "*"'),
-        DeclareLaunchArgument('base_url', default_value='',
-                              description='Roboflare API base URL'),
-        DeclareLaunchArgument('token_file', default_value='',
-                              description='file holding the API token (never the token itself)'),
-        DeclareLaunchArgument('forward_logs', default_value='',
-                              description="forward this machine's /rosout as robot robot_id"),
-        DeclareLaunchArgument('robot_id', default_value='',
-                              description='the robot this bridge runs on (for forward_logs)'),
+        *(DeclareLaunchArgument(parameter.name, default_value='',
+                                description=f'{parameter.spec.description} (empty: the '
+                                            "params file's value)")
+          for parameter in PARAMETERS),
         DeclareLaunchArgument('namespace', default_value='',
                               description='namespace of the bridge node'),
         DeclareLaunchArgument('log_level', default_value='info', choices=list(LOG_LEVELS),

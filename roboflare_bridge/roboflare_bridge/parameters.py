@@ -1,32 +1,41 @@
-# Copyright 2026 Roboflare developers
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """
-The node's parameters: declared with descriptions, validated once into a BridgeConfig.
+The bridge's parameters: one table, read by the node, the launch file, the docs and the tests.
 
-A wrong value is refused at start-up with a message that names the parameter.
+Each parameter is one field of :class:`BridgeConfig`, declared with its section's helper:
+its name, type (the annotation), default, description, range or choices, whether
+``ros2 param set`` may change it while the bridge runs, and its check. Everything else is
+derived from that table (:data:`PARAMETERS`): the node's parameter descriptors, so that
+``ros2 param describe`` shows each type and range and rclpy itself refuses a value out of
+range (:func:`descriptor`, :func:`declare_and_read`); validation (:func:`build_config`,
+:func:`checked`); the launch file's arguments (node/launch_arguments.py); and
+``config/bridge.yaml`` and the tables of the README and docs/ros-api.md (:func:`render_yaml`,
+:func:`render_markdown`, ``python -m roboflare_bridge.parameters --yaml|--markdown``; tests
+hold the files to them).
+
+A wrong value is refused with a message that names the parameter.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, Sequence, Tuple
+import argparse
+from dataclasses import dataclass, field, fields
+import functools
+import json
+import sys
+import typing
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import (
+    FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
+)
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
+from rclpy.parameter import Parameter as RosParameter
 
 from .transport.wire import LOG_LEVELS
+
+SPEC = 'roboflare_bridge.parameter'
+Check = Callable[[Any], Optional[str]]  # why a value is wrong, or None
 
 
 class ParameterError(ValueError):
@@ -34,227 +43,63 @@ class ParameterError(ValueError):
 
 
 @dataclass(frozen=True)
-class BridgeConfig:
-    """Everything the bridge was configured with (see config/bridge.yaml)."""
+class Spec:
+    """What the table says of a parameter besides its name, type and default."""
 
-    base_url: str = ''
-    token_file: str = ''
-    allow_insecure_http: bool = False
-    robots: Tuple[str, ...] = ()
-    deny_robots: Tuple[str, ...] = ()
-    robots_poll_interval_s: float = 30.0
-    shard_count: int = 1
-    shard_index: int = 0
-    topics: Tuple[str, ...] = ('/**',)
-    deny_topics: Tuple[str, ...] = ()
-    namespace_format: str = '/roboflare/{robot}'
-    frame_prefix_format: str = '{robot}/'
-    fleet_frame: str = 'roboflare_fleet'
-    camera: bool = True
-    decode_images: bool = True
-    camera_frame_id: str = 'camera_optical_frame'
-    camera_max_frame_bytes: int = 16 << 20
-    remote_logs: bool = True
-    forward_logs: bool = False
-    robot_id: str = ''
-    log_min_level: str = 'info'
-    log_ignore_nodes: Tuple[str, ...] = ()
-    spool_dir: str = '~/.ros/roboflare_bridge/spool'
-    spool_max_bytes: int = 64 << 20
-    log_ack_timeout_s: float = 10.0
-    request_timeout_s: float = 10.0
-    deploy_poll_interval_s: float = 1.0
-    diagnostics_period_s: float = 1.0
-    stream_ping_interval_s: float = 10.0
-    stream_ping_timeout_s: float = 10.0
-    stream_compression: bool = True
-    transient_local_topics: Tuple[str, ...] = ()
-    qos_overrides: Tuple[Tuple[str, str], ...] = ()
-    topic_throttle: Dict[str, int] = field(default_factory=dict)
-    echo_max_frame_bytes: int = 16 << 20
+    section: str
+    description: str
+    runtime: bool = False  # ros2 param set may change it while the bridge runs
+    minimum: Optional[float] = None  # a number's range, both ends included
+    maximum: Optional[float] = None
+    choices: Tuple[str, ...] = ()
+    constraints: str = ''  # what ``check`` holds the value to, in words
+    check: Optional[Check] = None
+    parse: Optional[Callable[[Tuple[str, ...]], Any]] = None  # string array -> config value
 
 
-DESCRIPTIONS = {
-    'base_url': 'Roboflare API base URL; empty = ROBOFLARE_BASE_URL, credentials.toml, default',
-    'token_file': 'file holding the API token; empty = ROBOFLARE_TOKEN or credentials.toml',
-    'allow_insecure_http': 'allow a plain http:// base_url to a non-loopback host',
-    'robots': 'robots to mirror: ids, names or globs over either ("*" = every robot)',
-    'deny_robots': 'robots never mirrored: ids, names or globs, applied after robots',
-    'robots_poll_interval_s': "period of listing the org's robots: joins, leaves, renames, "
-                              'offline robots',
-    'shard_count': 'bridges sharing the robots; each robot goes to one, by a hash of its id',
-    'shard_index': "this bridge's shard, 0 to shard_count - 1; shard 0 alone serves the "
-                   'control plane and forwards logs',
-    'topics': 'remote topics to mirror (globs: * within a name level, ** across levels)',
-    'deny_topics': 'remote topics never mirrored (globs), applied after topics',
-    'namespace_format': 'local namespace of a mirrored robot; {robot} = its ROS-safe name',
-    'frame_prefix_format': 'prefix of every mirrored frame id; {robot} = its ROS-safe name',
-    'fleet_frame': "frame linked (identity) to every robot's TF root, one rviz fixed frame "
-                   'for all robots; empty = none',
-    'camera': "mirror the robots' camera streams",
-    'decode_images': 'publish decoded camera/image_raw (only while it has subscribers)',
-    'camera_frame_id': 'frame id of mirrored camera images (before the frame prefix)',
-    'camera_max_frame_bytes': 'largest JPEG accepted; a larger frame is dropped (reconnect)',
-    'remote_logs': "republish the robots' logs on <namespace>/rosout",
-    'forward_logs': "forward this machine's /rosout upstream as robot robot_id",
-    'robot_id': 'the robot this bridge runs on (for forward_logs)',
-    'log_min_level': 'lowest level forwarded upstream: debug, info, warn, error or fatal',
-    'log_ignore_nodes': 'nodes whose /rosout records are never forwarded',
-    'spool_dir': 'directory of the on-disk spool of unacknowledged log batches',
-    'spool_max_bytes': 'spool size limit; the oldest records are dropped beyond it',
-    'log_ack_timeout_s': 'a log batch not acknowledged within this is resent (the oldest '
-                         'alone, doubling up to 30 s while acks stay away)',
-    'request_timeout_s': 'bound on every control-plane call, service or action step',
-    'deploy_poll_interval_s': 'how often a deploy goal polls its deployment',
-    'diagnostics_period_s': 'period of /diagnostics',
-    'stream_ping_interval_s': 'WebSocket ping period (detects half-open connections)',
-    'stream_ping_timeout_s': 'a stream without a pong for this long is reconnected',
-    'stream_compression': 'offer permessage-deflate on topic echo and log streams (JSON '
-                          'shrinks several times; costs CPU: off on a LAN); camera never',
-    'transient_local_topics': 'remote topics mirrored transient-local, depth 1, for late '
-                              'subscribers (globs); /tf_static, /map, /robot_description '
-                              'always are',
-    'qos_overrides': 'per-topic QoS: "<topic>=best_effort|reliable|transient_local|volatile" '
-                     'entries (globs; later entries win)',
-    'topic_throttle': 'per-topic minimum period: "<remote topic>=<milliseconds>" entries',
-    'echo_max_frame_bytes': 'largest topic echo frame mirrored; a larger one is refused '
-                            '(counted, named in diagnostics) and the stream goes on',
-}
-
-_ARRAYS = {'robots', 'deny_robots', 'topics', 'deny_topics', 'log_ignore_nodes', 'qos_overrides',
-           'topic_throttle', 'transient_local_topics'}
-# What ``ros2 param set`` may change while the bridge runs (the fleet applies it); every
-# other parameter is read-only, and rclpy refuses to set it, naming it.
-RUNTIME = frozenset({'robots', 'deny_robots', 'robots_poll_interval_s', 'topics',
-                     'deny_topics', 'topic_throttle', 'camera', 'decode_images',
-                     'remote_logs'})
-# Seconds may be written 5 or 5.0: accept both (a static DOUBLE would refuse 5).
-_SECONDS = {'robots_poll_interval_s', 'request_timeout_s', 'deploy_poll_interval_s',
-            'diagnostics_period_s', 'stream_ping_interval_s', 'stream_ping_timeout_s',
-            'log_ack_timeout_s'}
+def _parameter(section: str, default: Any, description: str, **spec: Any) -> Any:
+    metadata = {SPEC: Spec(section, description, **spec)}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
-def declare_and_read(node: Node) -> BridgeConfig:
-    """Declare every parameter on node and return the validated configuration."""
-    defaults = BridgeConfig()
-    values: Dict[str, Any] = {}
-    for name, description in DESCRIPTIONS.items():
-        default = getattr(defaults, name)
-        descriptor = ParameterDescriptor(description=description,
-                                         read_only=name not in RUNTIME)
-        try:
-            if name in _ARRAYS or name in _SECONDS:
-                # Dynamic typing: a params file's empty list arrives with no element type,
-                # and seconds may come as integers. build_config checks the values.
-                descriptor.dynamic_typing = True
-                value = node.declare_parameter(name, None, descriptor).value
-            else:
-                value = node.declare_parameter(name, default, descriptor).value
-        except InvalidParameterTypeException as exc:
-            raise ParameterError(f'parameter {name!r}: {exc}') from None
-        values[name] = value
-    return build_config(values)
+control = functools.partial(_parameter, 'the control plane')
+mirrored = functools.partial(_parameter, 'mirrored robots (remote -> local)')
+upstream = functools.partial(_parameter, "upstream logs (this machine's /rosout -> Roboflare)")
+health = functools.partial(_parameter, 'health')
 
-
-def build_config(values: Dict[str, Any]) -> BridgeConfig:
-    """Validate raw parameter values (pure, testable without ROS)."""
-    defaults = BridgeConfig()
-    out: Dict[str, Any] = {}
-    for name in DESCRIPTIONS:
-        value = values.get(name)
-        if name in _ARRAYS:
-            out[name] = _string_list(name, value, getattr(defaults, name))
-        elif name in _SECONDS and isinstance(value, int) and not isinstance(value, bool):
-            out[name] = float(value)
-        else:
-            out[name] = getattr(defaults, name) if value is None else value
-    try:
-        out['qos_overrides'] = parse_qos_overrides(out['qos_overrides'])
-    except ValueError as exc:
-        raise ParameterError(f"parameter 'qos_overrides': {exc}") from None
-    out['topic_throttle'] = _topic_throttle(out['topic_throttle'])
-    config = BridgeConfig(**out)
-    _validate(config)
-    return config
-
-
-def _string_list(name: str, value: Any, default: Any) -> Any:
-    if value is None:
-        return default
-    if isinstance(value, (list, tuple)) and not value:
-        return ()
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ParameterError(f'parameter {name!r} must be a list of strings, got {value!r}')
-    # Params files cannot hold an empty list, so [''] stands for "none".
-    return tuple(v.strip() for v in value if v.strip())
-
-
-def _topic_throttle(entries: Sequence[str]) -> Dict[str, int]:
-    throttle = {}
-    for entry in entries:
-        topic, _, millis = entry.partition('=')
-        try:
-            throttle[topic.strip()] = int(millis)
-        except ValueError:
-            millis = '-1'
-        if int(millis) < 0:
-            raise ParameterError(f"parameter 'topic_throttle': {entry!r} is not "
-                                 '"<topic>=<milliseconds>"')
-    return throttle
-
-
-def _validate(config: BridgeConfig) -> None:
-    def fail(name: str, why: str) -> None:
-        raise ParameterError(f'parameter {name!r} {why}, got {getattr(config, name)!r}')
-
-    for name in ('base_url', 'token_file', 'namespace_format', 'frame_prefix_format',
-                 'fleet_frame', 'camera_frame_id', 'robot_id', 'log_min_level', 'spool_dir'):
-        if not isinstance(getattr(config, name), str):
-            fail(name, 'must be a string')
-    for name in ('camera', 'decode_images', 'remote_logs', 'forward_logs',
-                 'allow_insecure_http', 'stream_compression'):
-        if not isinstance(getattr(config, name), bool):
-            fail(name, 'must be true or false')
-    for name in _SECONDS:
-        value = getattr(config, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-            fail(name, 'must be a number > 0')
-    if not isinstance(config.spool_max_bytes, int) or config.spool_max_bytes < 64 << 10:
-        fail('spool_max_bytes', 'must be an integer >= 65536')
-    for name in ('camera_max_frame_bytes', 'echo_max_frame_bytes'):
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or not 1024 <= value <= 1 << 30:
-            fail(name, 'must be an integer between 1024 and 2^30')
-    if config.log_min_level not in LOG_LEVELS:
-        fail('log_min_level', f'must be one of {", ".join(LOG_LEVELS)}')
-    if config.forward_logs and not config.robot_id:
-        fail('robot_id', 'must be set when forward_logs is true')
-    for name in ('namespace_format', 'frame_prefix_format'):
-        try:
-            getattr(config, name).format(robot='x')
-        except (KeyError, IndexError, ValueError):
-            fail(name, 'may only use the {robot} placeholder')
-    if '{robot}' not in config.namespace_format:
-        fail('namespace_format', 'must contain {robot} so robots do not collide')
-    if not config.namespace_format.startswith('/'):
-        fail('namespace_format', 'must be absolute (start with /)')
-    for name in ('topics', 'deny_topics', 'transient_local_topics'):
-        for pattern in getattr(config, name):
-            if not pattern.startswith('/'):
-                fail(name, f'holds {pattern!r}, which is not an absolute topic glob')
-    if len(set(config.robots)) != len(config.robots):
-        fail('robots', 'lists a robot twice')
-    if not isinstance(config.shard_count, int) or config.shard_count < 1:
-        fail('shard_count', 'must be an integer >= 1')
-    if (not isinstance(config.shard_index, int)
-            or not 0 <= config.shard_index < config.shard_count):
-        fail('shard_index', f'must be from 0 to shard_count - 1 ({config.shard_count - 1})')
-    if config.forward_logs and config.shard_index != 0:
-        fail('forward_logs', "is for shard 0 only (one bridge forwards this machine's logs)")
-
-
+SECONDS = {'minimum': 0.01, 'maximum': 3600.0}
+FRAME_BYTES = {'minimum': 1024, 'maximum': 1 << 30}
 RELIABILITY_POLICIES = ('reliable', 'best_effort')  # the words of qos_overrides
 DURABILITY_POLICIES = ('transient_local', 'volatile')
+
+
+# -- checks and parsers ---------------------------------------------------------------------
+
+def _absolute_globs(value: Tuple[str, ...]) -> Optional[str]:
+    relative = [pattern for pattern in value if not pattern.startswith('/')]
+    return f'holds {relative[0]!r}, which is not an absolute topic glob' if relative else None
+
+
+def _no_repeats(value: Tuple[str, ...]) -> Optional[str]:
+    return 'lists a robot twice' if len(set(value)) != len(value) else None
+
+
+def _robot_placeholder(value: str) -> Optional[str]:
+    try:
+        value.format(robot='x')
+    except (KeyError, IndexError, ValueError):
+        return 'may only use the {robot} placeholder'
+    return None
+
+
+def _namespace_format(value: str) -> Optional[str]:
+    if not value.startswith('/'):
+        return 'must be absolute (start with /)'
+    if '{robot}' not in value:
+        return 'must contain {robot} so robots do not collide'
+    return _robot_placeholder(value)
 
 
 def parse_qos_overrides(entries: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
@@ -265,7 +110,7 @@ def parse_qos_overrides(entries: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
     reliabilities (or two durabilities) is refused as ambiguous.
     """
     parsed = []
-    seen = {}
+    seen: Dict[Tuple[str, str], str] = {}
     policies = RELIABILITY_POLICIES + DURABILITY_POLICIES
     for entry in entries:
         pattern, sep, policy = (part.strip() for part in entry.partition('='))
@@ -280,6 +125,321 @@ def parse_qos_overrides(entries: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
     return tuple(parsed)
 
 
+def parse_topic_throttle(entries: Sequence[str]) -> Dict[str, int]:
+    """Parse ``"<topic>=<milliseconds>"`` entries; raise ValueError naming a bad one."""
+    throttle = {}
+    for entry in entries:
+        topic, _, millis = (part.strip() for part in entry.partition('='))
+        if not topic or not millis.isdigit():
+            raise ValueError(f'{entry!r} is not "<topic>=<milliseconds>"')
+        throttle[topic] = int(millis)
+    return throttle
+
+
+# -- the table ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """Every parameter of the bridge, validated (see :func:`build_config`)."""
+
+    base_url: str = control(
+        '', 'Roboflare API base URL; empty: ROBOFLARE_BASE_URL, then credentials.toml, then '
+        'https://api.roboflare.com')
+    token_file: str = control(
+        '', 'file holding the API token (never the token itself); empty: ROBOFLARE_TOKEN, '
+        'then credentials.toml')
+    allow_insecure_http: bool = control(
+        False, 'allow a plain http:// base_url to a host other than loopback (the token then '
+        'travels in clear)')
+    request_timeout_s: float = control(
+        10.0, 'bound on every control-plane call, service or deploy step, in seconds',
+        **SECONDS)
+    deploy_poll_interval_s: float = control(
+        1.0, 'how often a deploy goal polls its deployment for feedback, in seconds', **SECONDS)
+
+    robots: Tuple[str, ...] = mirrored(
+        (), 'robots to mirror: ids, names or globs over either, e.g. [rbt_0001, "warehouse-*"] '
+        'or ["*"]', runtime=True, check=_no_repeats, constraints='no entry twice')
+    deny_robots: Tuple[str, ...] = mirrored(
+        (), 'robots never mirrored (ids, names or globs), applied after robots', runtime=True)
+    robots_poll_interval_s: float = mirrored(
+        30.0, "how often the org's robots are listed (joins, leaves, renames, offline "
+        'robots), in seconds', runtime=True, minimum=0.1, maximum=86400.0)
+    shard_count: int = mirrored(
+        1, 'bridges sharing the robots, each robot going to one by a hash of its id '
+        '(bridge.launch.py shards:=N sets it)', minimum=1, maximum=1024)
+    shard_index: int = mirrored(
+        0, "this bridge's shard, from 0 to shard_count - 1; shard 0 alone serves the control "
+        'plane and forwards logs', minimum=0, maximum=1023, constraints='below shard_count')
+    topics: Tuple[str, ...] = mirrored(
+        ('/**',), 'remote topics to mirror (globs: * within a name level, ** across levels)',
+        runtime=True, check=_absolute_globs, constraints='absolute topic globs')
+    deny_topics: Tuple[str, ...] = mirrored(
+        (), 'remote topics never mirrored (globs), applied after topics', runtime=True,
+        check=_absolute_globs, constraints='absolute topic globs')
+    namespace_format: str = mirrored(
+        '/roboflare/{robot}', "local namespace of a mirrored robot; {robot} is its name made "
+        'a ROS name', check=_namespace_format,
+        constraints='absolute, with the {robot} placeholder and no other')
+    frame_prefix_format: str = mirrored(
+        '{robot}/', 'prefix of every mirrored frame id (headers, child_frame_id, TF)',
+        check=_robot_placeholder, constraints='no placeholder but {robot}')
+    fleet_frame: str = mirrored(
+        'roboflare_fleet', "frame linked (identity) above every robot's TF roots: one rviz "
+        'fixed frame for all robots; empty: none')
+    transient_local_topics: Tuple[str, ...] = mirrored(
+        (), 'remote topics mirrored latched (transient-local, depth 1) for late subscribers '
+        '(globs); /tf_static, /map and /robot_description always are', check=_absolute_globs,
+        constraints='absolute topic globs')
+    qos_overrides: Tuple[Tuple[str, str], ...] = mirrored(
+        (), 'per-topic QoS: "<topic>=best_effort|reliable|transient_local|volatile" entries '
+        '(globs; later entries win), e.g. ["/scan=best_effort"]', parse=parse_qos_overrides,
+        constraints='"<absolute topic glob>=<policy>"')
+    echo_max_frame_bytes: int = mirrored(
+        16 << 20, 'largest topic echo frame mirrored; a larger one (a huge map) is refused '
+        'by topic, named in diagnostics, and the stream goes on', **FRAME_BYTES)
+    topic_throttle: Dict[str, int] = mirrored(
+        {}, 'per-topic minimum period asked of the robot: "<remote topic>=<milliseconds>" '
+        'entries, e.g. ["/scan=200"]', runtime=True, parse=parse_topic_throttle,
+        constraints='"<topic>=<milliseconds>"')
+    camera: bool = mirrored(
+        True, "mirror the robots' cameras on camera/image_raw/compressed", runtime=True)
+    decode_images: bool = mirrored(
+        True, 'also publish camera/image_raw (bgr8), decoded only while it has subscribers',
+        runtime=True)
+    camera_frame_id: str = mirrored(
+        'camera_optical_frame', "frame id of camera images, before the robot's prefix")
+    camera_max_frame_bytes: int = mirrored(
+        16 << 20, 'largest JPEG frame accepted; a larger one is dropped (counted) and the '
+        'stream reconnects', **FRAME_BYTES)
+    remote_logs: bool = mirrored(
+        True, "republish each robot's logs on <namespace>/rosout", runtime=True)
+
+    forward_logs: bool = upstream(
+        False, "forward this machine's /rosout upstream as robot robot_id (shard 0 only)")
+    robot_id: str = upstream(
+        '', 'the robot this bridge runs on; needed with forward_logs')
+    log_min_level: str = upstream(
+        'info', 'lowest level forwarded upstream', choices=LOG_LEVELS)
+    log_ignore_nodes: Tuple[str, ...] = upstream(
+        (), 'nodes whose records are never forwarded, with or without a leading / (the '
+        'bridge itself never is)')
+    spool_dir: str = upstream(
+        '~/.ros/roboflare_bridge/spool', 'directory of the on-disk spool where '
+        'unacknowledged batches wait, across restarts')
+    spool_max_bytes: int = upstream(
+        64 << 20, 'spool size limit; beyond it the oldest records are dropped (counted, '
+        'warned)', minimum=64 << 10, maximum=1 << 40)
+    log_ack_timeout_s: float = upstream(
+        10.0, 'a batch not acknowledged within this is resent (the oldest alone, its timeout '
+        'doubling up to 30 s while acknowledgements stay away), in seconds', **SECONDS)
+
+    diagnostics_period_s: float = health(1.0, 'period of /diagnostics, in seconds', **SECONDS)
+    stream_ping_interval_s: float = health(
+        10.0, 'WebSocket ping period, to detect half-open connections, in seconds', **SECONDS)
+    stream_ping_timeout_s: float = health(
+        10.0, 'a stream without a pong for this long is reconnected, in seconds', **SECONDS)
+    stream_compression: bool = health(
+        True, 'offer permessage-deflate on topic echo and log streams (cameras never): JSON '
+        'travels several times smaller for more CPU; false on a LAN')
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One row of the table."""
+
+    name: str
+    kind: str  # 'bool', 'int', 'float', 'str' or 'string array'
+    default: Any  # as BridgeConfig holds it
+    spec: Spec
+
+    @property
+    def ros_default(self) -> Any:
+        """Return the default as the parameter holds it (a string array is a list)."""
+        if self.kind != 'string array':
+            return self.default
+        if isinstance(self.default, dict):
+            return [f'{key}={value}' for key, value in self.default.items()]
+        if self.default and isinstance(self.default[0], tuple):
+            return ['='.join(pair) for pair in self.default]
+        return list(self.default)
+
+    @property
+    def ros_type(self) -> int:
+        return {'bool': ParameterType.PARAMETER_BOOL, 'int': ParameterType.PARAMETER_INTEGER,
+                'float': ParameterType.PARAMETER_DOUBLE, 'str': ParameterType.PARAMETER_STRING,
+                'string array': ParameterType.PARAMETER_STRING_ARRAY}[self.kind]
+
+    def constraints(self) -> str:
+        """Return the value's constraints in words (what ``ros2 param describe`` shows)."""
+        words = []
+        if self.spec.minimum is not None:
+            words.append(f'from {_number(self.spec.minimum)} to {_number(self.spec.maximum)}')
+        if self.spec.choices:
+            words.append('one of ' + ', '.join(self.spec.choices))
+        if self.spec.constraints:
+            words.append(self.spec.constraints)
+        return '; '.join(words)
+
+
+def _number(value: Any) -> str:
+    return f'{value:g}' if isinstance(value, float) else str(value)
+
+
+def _kind(annotation: Any) -> str:
+    if annotation in (bool, int, float, str):
+        return annotation.__name__
+    return 'string array'  # a tuple of strings, or what a parser makes of one
+
+
+def _table() -> Tuple[Parameter, ...]:
+    hints, defaults = typing.get_type_hints(BridgeConfig), BridgeConfig()
+    return tuple(Parameter(item.name, _kind(hints[item.name]), getattr(defaults, item.name),
+                           item.metadata[SPEC]) for item in fields(BridgeConfig))
+
+
+PARAMETERS = _table()
+BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}
+# What ``ros2 param set`` may change while the bridge runs (the fleet applies it); rclpy
+# refuses to set any other, naming it.
+RUNTIME = frozenset(parameter.name for parameter in PARAMETERS if parameter.spec.runtime)
+
+
+# -- the node's side ------------------------------------------------------------------------
+
+def descriptor(parameter: Parameter) -> ParameterDescriptor:
+    """Return the descriptor a parameter is declared with: type, range, constraints."""
+    spec = parameter.spec
+    described = ParameterDescriptor(
+        name=parameter.name, type=parameter.ros_type, description=spec.description,
+        additional_constraints=parameter.constraints(), read_only=not spec.runtime)
+    if spec.minimum is not None and parameter.kind == 'int':
+        described.integer_range = [IntegerRange(
+            from_value=int(spec.minimum), to_value=int(spec.maximum), step=0)]
+    elif spec.minimum is not None:
+        described.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.minimum), to_value=float(spec.maximum), step=0.0)]
+    return described
+
+
+def declare_and_read(node: Node) -> BridgeConfig:
+    """Declare every parameter on ``node``, with its type and range; return them validated."""
+    values: Dict[str, Any] = {}
+    for parameter in PARAMETERS:
+        default = parameter.ros_default
+        if default == []:  # an empty list has no element type: give the type alone
+            default = RosParameter.Type.STRING_ARRAY
+        try:
+            values[parameter.name] = node.declare_parameter(
+                parameter.name, default, descriptor(parameter)).value
+        except InvalidParameterTypeException as exc:
+            raise ParameterError(f'parameter {parameter.name!r} must be a '
+                                 f'{_KIND_WORDS[parameter.kind]}: {exc}') from None
+    return build_config(values)
+
+
+_KIND_WORDS = {'bool': 'boolean (true or false)', 'int': 'whole number',
+               'float': 'floating-point number (write 5.0, not 5)', 'str': 'string',
+               'string array': 'list of strings'}
+
+
+# -- validation -----------------------------------------------------------------------------
+
+def build_config(values: Mapping[str, Any]) -> BridgeConfig:
+    """
+    Validate raw parameter values (missing or None: the default); pure, no ROS needed.
+
+    Whole numbers are taken for floating-point parameters, as a params file may write them.
+    """
+    converted = {parameter.name: checked(parameter, values.get(parameter.name))
+                 for parameter in PARAMETERS}
+    config = BridgeConfig(**converted)
+    _check_together(config)
+    return config
+
+
+def checked(parameter: Parameter, value: Any) -> Any:
+    """Return one parameter's value as BridgeConfig holds it; raise ParameterError."""
+    name, spec = parameter.name, parameter.spec
+
+    def refuse(why: str) -> ParameterError:
+        return ParameterError(f'parameter {name!r} {why}, got {value!r}')
+
+    if value is None:
+        return parameter.default
+    if parameter.kind == 'string array':
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise refuse('must be a list of strings')
+        # A params file cannot hold an empty list of strings: [""] stands for "none".
+        value = tuple(v.strip() for v in value if v.strip())
+        if spec.parse is not None:
+            try:
+                value = spec.parse(value)
+            except ValueError as exc:
+                raise ParameterError(f'parameter {name!r}: {exc}') from None
+    elif parameter.kind == 'float' and type(value) is int:
+        value = float(value)
+    elif type(value).__name__ != parameter.kind:  # bool is not taken for int, nor int for str
+        raise refuse(f'must be a {_KIND_WORDS[parameter.kind]}')
+    if spec.minimum is not None and not spec.minimum <= value <= spec.maximum:
+        raise refuse(f'must be from {_number(spec.minimum)} to {_number(spec.maximum)}')
+    if spec.choices and value not in spec.choices:
+        raise refuse(f'must be one of {", ".join(spec.choices)}')
+    why = spec.check(value) if spec.check is not None else None
+    if why:
+        raise refuse(why)
+    return value
+
+
+def _check_together(config: BridgeConfig) -> None:
+    """Refuse combinations no single parameter's check sees."""
+    if config.forward_logs and not config.robot_id:
+        raise ParameterError("parameter 'robot_id' must be set when forward_logs is true")
+    if config.shard_index >= config.shard_count:
+        raise ParameterError(f"parameter 'shard_index' must be from 0 to shard_count - 1 "
+                             f'({config.shard_count - 1}), got {config.shard_index}')
+    if config.forward_logs and config.shard_index != 0:
+        raise ParameterError("parameter 'forward_logs' is for shard 0 only (one bridge "
+                             "forwards this machine's logs)")
+
+
+# -- the documents ---------------------------------------------------------------------------
+
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return json.dumps(value)  # JSON strings, numbers and lists are YAML too
+
+
+def render_yaml() -> str:
+    """Return ``config/bridge.yaml``: every parameter with its default and description."""
+    lines = ['# roboflare_bridge parameters, every one with its default (generated from',
+             '# roboflare_bridge/parameters.py: python -m roboflare_bridge.parameters --yaml).',
+             '# Override any of them as a launch argument (ros2 launch roboflare_bridge',
+             '# bridge.launch.py robots:="[rbt_1, rbt_2]"), with -p, or in a copy of this file.',
+             '/**:', '  ros__parameters:']
+    section = ''
+    for parameter in PARAMETERS:
+        if parameter.spec.section != section:
+            section = parameter.spec.section
+            lines.append(f'    # -- {section} ' + '-' * max(4, 82 - len(section)))
+        entry = f'    {parameter.name}: {_yaml_value(parameter.ros_default)}'
+        lines.append(f'{entry:<44}# {parameter.spec.description}')
+    return '\n'.join(lines) + '\n'
+
+
+def render_markdown() -> str:
+    """Return the parameter table of the README and docs/ros-api.md."""
+    rows = ['| parameter | type | default | range, choices | run time | what it does |',
+            '|---|---|---|---|---|---|']
+    for parameter in PARAMETERS:
+        default = _yaml_value(parameter.ros_default)
+        rows.append(f'| `{parameter.name}` | {parameter.kind} | `{default}` | '
+                    f'{parameter.constraints()} | {"yes" if parameter.spec.runtime else ""} | '
+                    f'{parameter.spec.description} |')
+    return '\n'.join(rows) + '\n'
+
+
 def ros_name(robot_name: str) -> str:
     """Return a robot's name as a valid ROS name component (docs/ros-api.md's rule)."""
     name = ''.join(c if c.isascii() and (c.isalnum() or c == '_') else '_'
@@ -289,5 +449,22 @@ def ros_name(robot_name: str) -> str:
     return name
 
 
-__all__ = ['BridgeConfig', 'ParameterError', 'RUNTIME', 'declare_and_read', 'build_config',
-           'ros_name']
+def main(argv: Optional[List[str]] = None) -> int:
+    """Print ``config/bridge.yaml`` or the parameter table, as generated from the table."""
+    parser = argparse.ArgumentParser(prog='python -m roboflare_bridge.parameters',
+                                     description=main.__doc__)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument('--yaml', action='store_true', help='the params file')
+    what.add_argument('--markdown', action='store_true', help="the docs' table")
+    args = parser.parse_args(argv)
+    sys.stdout.write(render_yaml() if args.yaml else render_markdown())
+    return 0
+
+
+__all__ = ['BridgeConfig', 'BY_NAME', 'build_config', 'checked', 'declare_and_read',
+           'descriptor', 'DURABILITY_POLICIES', 'Parameter', 'ParameterError', 'PARAMETERS',
+           'parse_qos_overrides', 'parse_topic_throttle', 'RELIABILITY_POLICIES',
+           'render_markdown', 'render_yaml', 'ros_name', 'RUNTIME']
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -23,7 +23,7 @@ import pytest
 from roboflare_bridge.node.launch_arguments import (
     check_params_file, LaunchArgumentError, LOG_LEVELS, overrides, prepare_rviz, shards,
 )
-from roboflare_bridge.parameters import BridgeConfig, build_config, DESCRIPTIONS
+from roboflare_bridge.parameters import BridgeConfig, build_config, PARAMETERS, render_yaml
 from roboflare_bridge.tools.rviz_config import write_config
 from roboflare_dev.testing import (
     BridgeProcess, Collector, diagnostics_values, EmulatorThread, executable, ros_subprocess_env,
@@ -46,29 +46,25 @@ def shipped_parameters():
 
 
 def test_config_lists_every_parameter_with_its_default():
+    # The file is the table's rendering (python -m roboflare_bridge.parameters --yaml).
+    assert CONFIG.read_text() == render_yaml()
     values = shipped_parameters()
-    assert set(values) == set(DESCRIPTIONS) and ROS_API_MINIMUM <= set(values)
-    defaults = BridgeConfig()
-    for name, value in values.items():
-        expected = getattr(defaults, name)
-        if isinstance(expected, dict):
-            assert value == [], name
-        elif isinstance(expected, tuple):
-            assert tuple(value) == expected, name
-        else:
-            assert value == expected, name
+    assert list(values) == [p.name for p in PARAMETERS] and ROS_API_MINIMUM <= set(values)
+    assert build_config(values) == BridgeConfig()
     for line in CONFIG.read_text().splitlines():
         if ':' in line and not line.strip().startswith(('#', '/**', 'ros__')):
             assert '#' in line, f'parameter line without a comment: {line}'
 
 
-def test_launch_file_declares_the_common_arguments():
-    tree = ast.parse((PACKAGE / 'launch' / 'bridge.launch.py').read_text())
+def test_launch_file_declares_the_common_arguments_and_one_per_parameter():
+    source = (PACKAGE / 'launch' / 'bridge.launch.py').read_text()
+    tree = ast.parse(source)
     declared = {call.args[0].value for call in ast.walk(tree)
                 if isinstance(call, ast.Call) and getattr(call.func, 'id', '') ==
-                'DeclareLaunchArgument'}
-    assert {'params_file', 'robots', 'base_url', 'token_file', 'namespace', 'log_level',
-            'respawn'} <= declared
+                'DeclareLaunchArgument' and isinstance(call.args[0], ast.Constant)}
+    assert {'params_file', 'namespace', 'log_level', 'respawn', 'rviz', 'shards'} <= declared
+    # and one per parameter, named as it is (the table's loop; test_launch_file shows them)
+    assert 'DeclareLaunchArgument(parameter.name' in source and 'in PARAMETERS' in source
 
 
 def test_rviz_config_shows_two_robots_under_the_fleet_frame():

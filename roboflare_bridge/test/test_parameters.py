@@ -13,11 +13,17 @@
 # limitations under the License.
 """Parameter validation, topic globs and ROS-safe robot names (no ROS graph needed)."""
 
+from pathlib import Path
+
 import pytest
+from rcl_interfaces.msg import ParameterType
+import rclpy
+from rclpy.parameter import Parameter
 from roboflare_bridge.common.globs import glob_match, topic_selected
 from roboflare_bridge.mirror.topic_qos import QosRules, TopicQos
 from roboflare_bridge.parameters import (
-    BridgeConfig, build_config, ParameterError, ros_name,
+    BridgeConfig, build_config, declare_and_read, ParameterError, PARAMETERS, render_markdown,
+    ros_name, RUNTIME,
 )
 
 
@@ -109,3 +115,73 @@ def test_a_bad_qos_override_is_refused_by_its_entry():
     assert "'/map=latched'" in str(raised.value) and 'transient_local' in str(raised.value)
     with pytest.raises(ParameterError, match='/scan is given both best_effort and reliable'):
         build_config({'qos_overrides': ['/scan=best_effort', '/scan=reliable']})
+
+
+def declared_node():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('parameter_table_test', context=context)
+    return context, node, declare_and_read(node)
+
+
+def test_every_parameter_is_declared_with_its_type_range_and_constraints():
+    context, node, config = declared_node()
+    try:
+        assert config == BridgeConfig()
+        described = {d.name: d for d in node.describe_parameters([p.name for p in PARAMETERS])}
+        for parameter in PARAMETERS:
+            d = described[parameter.name]
+            assert not d.dynamic_typing and d.type == parameter.ros_type, parameter.name
+            assert d.read_only == (parameter.name not in RUNTIME), parameter.name
+            assert d.description == parameter.spec.description
+        # string arrays typed even when empty; numbers with their ranges
+        assert described['robots'].type == ParameterType.PARAMETER_STRING_ARRAY
+        poll = described['robots_poll_interval_s'].floating_point_range[0]
+        assert (poll.from_value, poll.to_value) == (0.1, 86400.0)
+        shards = described['shard_count'].integer_range[0]
+        assert (shards.from_value, shards.to_value) == (1, 1024)
+        assert 'one of debug, info, warn, error, fatal' in \
+            described['log_min_level'].additional_constraints
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_rclpy_itself_refuses_a_value_out_of_range_or_of_the_wrong_type():
+    context, node, _ = declared_node()
+    try:
+        refused = node.set_parameters([
+            Parameter('robots_poll_interval_s', value=0.0),  # under 0.1
+            Parameter('robots_poll_interval_s', value=5),  # an integer for a double
+            Parameter('robots', value=['*']),  # fine: changeable at run time
+            Parameter('shard_count', value=2)])  # read-only
+        assert [r.successful for r in refused] == [False, False, True, False]
+        assert 'range' in refused[0].reason.lower() and 'type' in refused[1].reason.lower()
+        assert node.get_parameter('robots_poll_interval_s').value == 30.0
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_the_docs_tables_are_the_tables_rendering():
+    root = Path(__file__).resolve().parents[2]
+    documents = [root / 'README.md', root / 'docs' / 'ros-api.md']
+    if not documents[1].exists():
+        pytest.skip('not a repository checkout')
+    table = render_markdown()
+    for document in documents:
+        text = document.read_text()
+        start, end = text.index('<!-- parameters -->\n'), text.index('<!-- /parameters -->')
+        assert text[start + len('<!-- parameters -->\n'):end] == table, (
+            f'{document.name}: regenerate with python -m roboflare_bridge.parameters --markdown')
+
+
+def test_the_table_holds_every_parameter_of_the_ros_api_once():
+    names = [parameter.name for parameter in PARAMETERS]
+    assert len(names) == len(set(names)) and {
+        'base_url', 'token_file', 'robots', 'topics', 'deny_topics', 'namespace_format',
+        'frame_prefix_format', 'camera', 'decode_images', 'remote_logs', 'forward_logs',
+        'robot_id', 'log_min_level', 'log_ignore_nodes', 'spool_dir', 'spool_max_bytes',
+        'request_timeout_s', 'deploy_poll_interval_s', 'deny_robots',
+        'robots_poll_interval_s', 'shard_count', 'shard_index', 'transient_local_topics',
+        'qos_overrides'} <= set(names)

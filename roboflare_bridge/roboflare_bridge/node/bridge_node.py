@@ -47,14 +47,13 @@ from ..common.asyncio_thread import AsyncioThread
 from ..control.api_client import ApiClient
 from ..control.control_plane import ControlPlane
 from ..fleet.fleet import Fleet
-from ..parameters import (
-    BridgeConfig, build_config, declare_and_read, DESCRIPTIONS, ParameterError,
-)
+from ..parameters import BridgeConfig, build_config, declare_and_read, ParameterError, PARAMETERS
 from ..transport.credentials import check_base_url, CredentialsError, resolve_credentials
 from ..transport.websocket import direct_frames
 from ..upstream.upstream_logs import UpstreamLogs
 
 NODE_NAME = 'roboflare_bridge'
+_log = logging.getLogger(__name__)
 LOG_LEVEL_CHECK_S = 1.0  # a level set at run time (~/set_logger_levels) reaches Python's loggers
 
 
@@ -146,12 +145,16 @@ class RoboflareBridge(Node):
 
     def _on_set_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
         """Apply ``ros2 param set`` on a run-time parameter (read-only ones never get here)."""
-        values = {name: self.get_parameter(name).value for name in DESCRIPTIONS}
+        # An empty string array is declared by its type alone: it has no value until set.
+        values = {p.name: self.get_parameter_or(p.name).value for p in PARAMETERS}
         values.update({parameter.name: parameter.value for parameter in parameters})
         try:
             config = build_config(values)
         except ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a raise here would end the executor
+            _log.exception('applying %s failed', ', '.join(p.name for p in parameters))
+            return SetParametersResult(successful=False, reason=f'{type(exc).__name__}: {exc}')
         self.config = config
         self.loop.loop.call_soon_threadsafe(self.fleet.reconfigure, config)
         self.get_logger().info('parameters changed at run time: ' + ', '.join(

@@ -14,7 +14,8 @@
 """
 The launch file's arguments, checked: pure Python, so the rules are tested without launch.
 
-``bridge.launch.py`` turns each non-empty argument into a parameter override with
+``bridge.launch.py`` declares one argument per parameter (the parameter table,
+parameters.py) and turns each non-empty one into a parameter override with
 :func:`overrides`; a wrong value raises :class:`LaunchArgumentError` naming the argument,
 which ``ros2 launch`` reports before it exits with a non-zero code.
 """
@@ -27,10 +28,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
-# ROS's --log-level severities are the contract's level names.
-from ..transport.wire import LOG_LEVELS
-# Launch arguments that override the parameter of the same name when not empty.
-OVERRIDABLE = ('robots', 'base_url', 'token_file', 'forward_logs', 'robot_id')
+from ..parameters import build_config, checked, Parameter, ParameterError, PARAMETERS
+from ..transport.wire import LOG_LEVELS  # ROS's --log-level severities are these words
 
 
 class LaunchArgumentError(ValueError):
@@ -38,38 +37,51 @@ class LaunchArgumentError(ValueError):
 
 
 def overrides(arguments: Mapping[str, str]) -> Dict[str, Any]:
-    """Return the parameter overrides for the non-empty overridable arguments."""
+    """
+    Return the parameter overrides that the launch's non-empty arguments ask for.
+
+    Every parameter is a launch argument of its name, empty by default: empty keeps the
+    params file's value. A value is read as the params file's (YAML: ``true``, ``5.0``,
+    ``[a, b]``, where a whole number stands for a floating-point one too); a list may also
+    be one entry without brackets (``robots:=warehouse-*``), never empty.
+    """
     result: Dict[str, Any] = {}
-    for name in OVERRIDABLE:
-        text = arguments.get(name, '')
-        if text == '':
-            continue
-        if name == 'robots' and not text.lstrip().startswith('['):
-            result[name] = [text.strip()]  # one entry, e.g. "*" (YAML would read an alias)
-            continue
-        try:
-            # "[a, b]" -> a list, "true" -> a bool: the same YAML rules as the params file.
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            problem = str(exc).splitlines()[0]
-            raise LaunchArgumentError(f'launch argument {name!r} is not valid YAML '
-                                      f'({problem}): {text!r}') from None
-        if name == 'robots':
-            value = _robot_list(value, text)
-        elif name == 'token_file':
-            value = os.path.expanduser(str(value))
-        result[name] = value
+    for parameter in PARAMETERS:
+        text = arguments.get(parameter.name, '').strip()
+        if text:
+            value = _read(parameter, text)
+            try:
+                checked(parameter, value)
+            except ParameterError as exc:
+                raise LaunchArgumentError(str(exc).replace('parameter', 'launch argument', 1))
+            result[parameter.name] = value
     return result
 
 
-def _robot_list(value: Any, text: str) -> list:
-    if isinstance(value, (str, int)):  # one id without brackets
-        return [str(value)]
-    if isinstance(value, list) and value and all(isinstance(v, (str, int)) for v in value):
-        return [str(v) for v in value]
-    raise LaunchArgumentError("launch argument 'robots' must be a robot (id, name or glob) "
-                              f'or a list of them, like "[rbt_0001, \'warehouse-*\']"; '
-                              f'got {text!r}')
+def _read(parameter: Parameter, text: str) -> Any:
+    """Return a launch argument's text as the parameter's value (not yet checked)."""
+    name = parameter.name
+    if parameter.kind == 'str':
+        return os.path.expanduser(text) if name.endswith(('_file', '_dir')) else text
+    if parameter.kind == 'string array' and not text.startswith('['):
+        return [text]  # one entry, e.g. "*" (YAML would read an alias)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0]
+        raise LaunchArgumentError(f'launch argument {name!r} is not valid YAML ({problem}): '
+                                  f'{text!r}') from None
+    if parameter.kind == 'float' and type(value) is int:
+        return float(value)
+    if parameter.kind != 'string array':
+        return value
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value)):
+        raise LaunchArgumentError(
+            f'launch argument {name!r} must be one entry or a list of them, like '
+            f'"[rbt_0001, \'warehouse-*\']"; leave it empty to keep the params file\'s '
+            f'value; got {text!r}')
+    return [str(v) for v in value]  # ids that YAML reads as numbers
 
 
 def shards(text: str) -> List[Tuple[str, Dict[str, Any]]]:
@@ -108,7 +120,6 @@ def prepare_rviz(arguments: Mapping[str, str], params_file: str) -> Tuple[Option
     the launch's overrides, as the bridge gets them. Returns (None, why) when there is
     nothing to show.
     """
-    from ..parameters import build_config, ParameterError
     from ..tools.rviz_config import parameters_from_file, RvizConfigError, write_config
     values = parameters_from_file(check_params_file(params_file))
     values.update(overrides(arguments))
@@ -133,5 +144,5 @@ def check_params_file(path: str) -> str:
     return path
 
 
-__all__ = ['LOG_LEVELS', 'LaunchArgumentError', 'OVERRIDABLE', 'check_params_file',
-           'overrides', 'prepare_rviz', 'rviz_config_path', 'shards']
+__all__ = ['LOG_LEVELS', 'LaunchArgumentError', 'check_params_file', 'overrides',
+           'prepare_rviz', 'rviz_config_path', 'shards']
