@@ -1,3 +1,16 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """
 The bridge's parameters: one table, read by the node, the launch file, the docs and the tests.
 
@@ -178,7 +191,7 @@ class BridgeConfig:
         (), 'remote topics never mirrored (globs), applied after topics', runtime=True,
         check=_absolute_globs, constraints='absolute topic globs')
     namespace_format: str = mirrored(
-        '/roboflare/{robot}', "local namespace of a mirrored robot; {robot} is its name made "
+        '/roboflare/{robot}', 'local namespace of a mirrored robot; {robot} is its name made '
         'a ROS name', check=_namespace_format,
         constraints='absolute, with the {robot} placeholder and no other')
     frame_prefix_format: str = mirrored(
