@@ -1,10 +1,13 @@
 # roboflare_bridge workspace: `make demo` and `make test` do all set-up on a fresh machine.
-#   make test [DISTRO=jazzy|kilted]   set up .venv/$(DISTRO) and run every test
+#   make test [DISTRO=jazzy|kilted]   set up .venv/$(DISTRO)-<python> and run every test
+#                                     (PYTHON=python3.12 for another interpreter)
 #   make demo [DURATION=seconds]      set up and run the bridge against the emulator
 #   make bench [DISTRO=...]           benchmarks, ~15 min (not part of make test);
 #                                     BENCH_ARGS="--parts fleet" reruns one part
 DISTRO ?= jazzy
-VENV := .venv/$(DISTRO)
+PYTHON ?= python3
+export PYTHON
+VENV := .venv/$(DISTRO)-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 PY := $(VENV)/bin/python
 DURATION ?= 0
 PYTEST_ARGS ?=
@@ -34,7 +37,7 @@ bench: setup
 
 lint: setup
 	cd roboflare_dev && ../$(PY) -m pytest -m linter
-	cd roboflare_bridge && ../$(PY) -m pytest -m linter
+	cd roboflare_bridge && ../$(PY) -m pytest -m linter  # mypy among them
 
 clean:
 	rm -rf .venv build

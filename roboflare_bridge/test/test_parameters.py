@@ -13,6 +13,7 @@
 # limitations under the License.
 """Parameter validation, topic globs and ROS-safe robot names (no ROS graph needed)."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,19 @@ def test_the_table_holds_every_parameter_of_the_ros_api_once():
         'request_timeout_s', 'deploy_poll_interval_s', 'deny_robots',
         'robots_poll_interval_s', 'shard_count', 'shard_index', 'transient_local_topics',
         'qos_overrides'} <= set(names)
+
+
+def test_a_whole_number_for_a_floating_point_parameter_is_taken_as_one(caplog):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('parameter_table_test', context=context, parameter_overrides=[
+        Parameter('robots_poll_interval_s', value=5)])  # as a params file may write it
+    try:
+        with caplog.at_level(logging.WARNING, logger='roboflare_bridge.parameters'):
+            config = declare_and_read(node)
+        assert config.robots_poll_interval_s == 5.0
+        assert type(config.robots_poll_interval_s) is float
+        assert 'write 5.0' in caplog.text
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)

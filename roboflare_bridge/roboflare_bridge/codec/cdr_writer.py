@@ -40,7 +40,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rosidl_parser import definition as idl
 
-from .message_types import CodecError, message_class, prefixed_frame, type_name_of
+from .message_types import (
+    CodecError, message_class, MessageClass, nested_class, prefixed_frame, type_name_of,
+)
 
 # XCDR1, little-endian, no options: what rmw_fastrtps and rmw_cyclonedds write.
 ENCAPSULATION = b'\x00\x01\x00\x00'
@@ -75,7 +77,7 @@ class CdrEncoder:
 
     def __init__(self, frame_prefix: str = '') -> None:
         self.frame_prefix = frame_prefix
-        self._puts: Dict[type, Optional[Put]] = {}
+        self._puts: Dict[MessageClass, Optional[Put]] = {}
         # type name -> (its encoder or None, whether the type has a fixed size)
         self._by_name: Dict[str, Tuple[Optional[Put], bool]] = {}
 
@@ -110,13 +112,13 @@ class CdrEncoder:
             self._by_name[type_name] = entry
         return entry
 
-    def _put_for(self, cls: type) -> Put:
-        put = self._puts.get(cls, _EMPTY)
+    def _put_for(self, cls: MessageClass) -> Put:
+        if cls not in self._puts:
+            self._puts[cls] = None  # recursive types are not flattened: unsupported
+            self._puts[cls] = _Compiler(self).build(cls)
+        put = self._puts[cls]
         if put is None:
             raise Unsupported(type_name_of(cls))
-        if put is _EMPTY:
-            self._puts[cls] = None  # recursive types are not flattened: unsupported
-            put = self._puts[cls] = _Compiler(self).build(cls)
         return put
 
 
@@ -161,7 +163,7 @@ class _Compiler:
         self.counter = 0
         self.indent = 0  # inside a loop of the generated code
 
-    def build(self, cls: type) -> Put:
+    def build(self, cls: MessageClass) -> Put:
         self.lines = ['def put(o0, parts, off):']
         self._check_object('o0', cls)
         self._message('o0', cls)
@@ -183,7 +185,7 @@ class _Compiler:
         margin = '    ' * (1 + self.indent)
         self.lines.extend(margin + line for line in lines)
 
-    def _check_object(self, var: str, cls: type) -> None:
+    def _check_object(self, var: str, cls: MessageClass) -> None:
         names = self._constant(frozenset(cls.get_fields_and_field_types()))
         self._emit(f'if type({var}) is not dict or not {names}.issuperset({var}):',
                    '    raise NotEncodable')
@@ -198,7 +200,7 @@ class _Compiler:
                    f'off += {packed}.size')
         self.segment = _Segment()
 
-    def _message(self, var: str, cls: type) -> None:
+    def _message(self, var: str, cls: MessageClass) -> None:
         prototype = cls()
         owner = type_name_of(cls)
         if not cls.SLOT_TYPES:
@@ -208,7 +210,7 @@ class _Compiler:
             if isinstance(kind, idl.NamespacedType):
                 nested = self._name('o')
                 self._emit(f'{nested} = {var}.get({name!r}, EMPTY)')
-                child = message_class('/'.join((kind.namespaces[0], kind.name)))
+                child = nested_class(kind)
                 self._check_object(nested, child)
                 self._message(nested, child)
             elif isinstance(kind, idl.BasicType):
@@ -263,7 +265,7 @@ class _Compiler:
 
     def _array(self, var: str, name: str, kind: Any, default: Any) -> None:
         element, size = kind.value_type, kind.size
-        typename = getattr(element, 'typename', None)
+        typename: str = getattr(element, 'typename', '')
         value = self._name('a')
         if typename in BYTE_ELEMENTS:
             default_text = base64.b64encode(bytes(bytearray(default))).decode('ascii')
@@ -285,7 +287,7 @@ class _Compiler:
     def _sequence(self, var: str, name: str, kind: Any) -> None:
         element = kind.value_type
         bound = kind.maximum_size if isinstance(kind, idl.BoundedSequence) else None
-        typename = getattr(element, 'typename', None)
+        typename: str = getattr(element, 'typename', '')
         value, count = self._name('a'), self._name('n')
         self._emit(f'{value} = {var}.get({name!r}, MISSING)')
         if typename in BYTE_ELEMENTS:
@@ -321,7 +323,7 @@ class _Compiler:
             self.indent -= 1
         elif isinstance(element, idl.NamespacedType):
             put = self._constant(self.encoder._put_for(
-                message_class('/'.join((element.namespaces[0], element.name)))))
+                nested_class(element)))
             item = self._name('i')
             self._emit(f'for {item} in {value}:', f'    off = {put}({item}, parts, off)')
         else:
@@ -350,7 +352,7 @@ class CompressedImageWriter:
                          self._LENGTH.pack(len(data)), data))
 
 
-def _fixed_size(cls: type) -> bool:
+def _fixed_size(cls: MessageClass) -> bool:
     """Whether a type has neither strings nor sequences, at any depth."""
     for kind in cls.SLOT_TYPES:
         if isinstance(kind, idl.Array):
@@ -358,7 +360,7 @@ def _fixed_size(cls: type) -> bool:
         if isinstance(kind, (idl.AbstractSequence, idl.AbstractString, idl.AbstractWString)):
             return False
         if isinstance(kind, idl.NamespacedType) and not _fixed_size(
-                message_class('/'.join((kind.namespaces[0], kind.name)))):
+                nested_class(kind)):
             return False
     return True
 

@@ -40,7 +40,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from rosidl_parser import definition as idl
 
-from .message_types import CodecError, message_class, prefixed_frame, type_name_of
+from .message_types import (
+    CodecError, message_class, MessageClass, nested_class, prefixed_frame, type_name_of,
+)
 from .rclpy_fast_paths import fast_paths
 
 Decoder = Callable[[Any], Any]
@@ -70,7 +72,7 @@ class Codec:
 
     def __init__(self, frame_prefix: str = '') -> None:
         self.frame_prefix = frame_prefix
-        self._plans: Dict[type, _Plan] = {}
+        self._plans: Dict[MessageClass, _Plan] = {}
         self._by_name: Dict[str, _Plan] = {}
 
     def plan_for(self, type_name: str) -> '_Plan':
@@ -87,7 +89,7 @@ class Codec:
         """Return the JSON object of a message (frame ids unchanged)."""
         return self._plan(type(message)).encode(message)
 
-    def _plan(self, cls: type) -> '_Plan':
+    def _plan(self, cls: MessageClass) -> '_Plan':
         plan = self._plans.get(cls)
         if plan is None:
             plan = _Plan(cls)
@@ -97,7 +99,7 @@ class Codec:
 
     # -- field converters -----------------------------------------------------------------
 
-    def field(self, owner: type, name: str, kind: Any) -> Tuple[Decoder, Encoder]:
+    def field(self, owner: MessageClass, name: str, kind: Any) -> Tuple[Decoder, Encoder]:
         """Return the decoder and encoder of one field of ``owner``."""
         frame = (self.frame_prefix and isinstance(kind, idl.AbstractString)
                  and ((name == 'frame_id' and type_name_of(owner) == 'std_msgs/msg/Header')
@@ -118,7 +120,7 @@ class Codec:
 
     def _scalar(self, kind: Any) -> Tuple[Decoder, Encoder]:
         if isinstance(kind, idl.NamespacedType):
-            plan = self._plan(message_class('/'.join((kind.namespaces[0], kind.name))))
+            plan = self._plan(nested_class(kind))
             return plan.decode, plan.encode
         if isinstance(kind, (idl.AbstractString, idl.AbstractWString)):
             return _string_decoder(kind), _identity
@@ -134,7 +136,7 @@ class Codec:
             size, bound = None, kind.maximum_size
         else:
             size, bound = None, None
-        typename = getattr(element, 'typename', None)
+        typename: str = getattr(element, 'typename', '')
         if typename in BYTE_TYPES:
             return _bytes_decoder(typename, size, bound), _bytes_encoder
         if typename in ARRAY_TYPECODES or typename == 'boolean':
@@ -168,7 +170,7 @@ class _Plan:
     (defaults, conversions, errors with their path) in a per-field slow path.
     """
 
-    def __init__(self, cls: type) -> None:
+    def __init__(self, cls: MessageClass) -> None:
         self.cls = cls
         self.type_name = type_name_of(cls)
         self.encoders: List[Tuple[str, str, Encoder]] = []
@@ -401,7 +403,7 @@ def _first_bad(values: list, allowed: tuple) -> str:
 def _number_array_decoder(typename: str, size: Optional[int], bound: Optional[int]) -> Decoder:
     is_float = typename in ('float', 'double', 'long double')
     allowed = (float, int) if is_float else (bool,) if typename == 'boolean' else (int,)
-    typecode = ARRAY_TYPECODES.get(typename)
+    typecode = ARRAY_TYPECODES.get(typename, '')
     dtype = NUMPY_DTYPES[typename]
 
     def decode(value: Any) -> Any:

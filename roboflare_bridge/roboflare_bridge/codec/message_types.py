@@ -27,7 +27,11 @@ import importlib
 import importlib.util
 from pathlib import Path
 import re
-from typing import FrozenSet, Tuple
+from typing import Any, FrozenSet, Tuple
+
+# A rosidl-generated message class: SLOT_TYPES, get_fields_and_field_types(), __slots__;
+# the generated code carries no type information.
+MessageClass = Any
 
 _TYPE_NAME = re.compile(r'([A-Za-z][A-Za-z0-9_]*)/(?:msg/)?([A-Z][A-Za-z0-9_]*)')
 
@@ -53,7 +57,7 @@ class UnknownType(CodecError):
     """The message type is not installed locally (or the name is not a message type)."""
 
 
-def message_class(type_name: str) -> type:
+def message_class(type_name: str) -> MessageClass:
     """
     Return the Python class of ``pkg/msg/Type`` (or ``pkg/Type``).
 
@@ -97,10 +101,16 @@ def prefixed_frame(prefix: str, frame_id: str) -> str:
     return prefix + frame_id.lstrip('/') if frame_id else frame_id
 
 
-def type_name_of(cls: type) -> str:
+def nested_class(kind: Any) -> MessageClass:
+    """Return the class of a field whose IDL type is a message (``idl.NamespacedType``)."""
+    package = next(iter(kind.namespaces))
+    return message_class(f'{package}/msg/{kind.name}')
+
+
+def type_name_of(cls: MessageClass) -> str:
     """Return ``pkg/msg/Type`` for a message class."""
     return f'{cls.__module__.split(".")[0]}/msg/{cls.__name__}'
 
 
-__all__ = ['CodecError', 'exported_messages', 'message_class', 'prefixed_frame',
-           'type_name_of', 'UnknownType']
+__all__ = ['CodecError', 'exported_messages', 'message_class', 'MessageClass', 'nested_class',
+           'prefixed_frame', 'type_name_of', 'UnknownType']

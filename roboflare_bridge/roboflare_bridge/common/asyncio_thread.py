@@ -97,15 +97,16 @@ def to_executor(executor: Executor, future: 'concurrent.futures.Future[T]') -> R
     thread does not wake the executor), which then wakes the executor once more: waiting
     coroutines are resumed once per wake-up, and Kilted resumes them before this task runs.
     """
-    result = RclpyFuture(executor=executor)
+    result: RclpyFuture = RclpyFuture(executor=executor)
 
     def transfer() -> None:
         if result.done():
             return
+        failure = None if future.cancelled() else future.exception()
         if future.cancelled():
             result.cancel()
-        elif future.exception() is not None:
-            result.set_exception(future.exception())
+        elif failure is not None:
+            result.set_exception(failure)  # type: ignore[arg-type]  # (rclpy: Exception)
         else:
             result.set_result(future.result())
         executor.wake()

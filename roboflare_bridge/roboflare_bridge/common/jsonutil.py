@@ -21,7 +21,7 @@ from typing import Any, Union
 try:
     import orjson
 except ImportError:  # orjson has no rosdep key; it is an optional speed-up
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 if orjson is not None:
     JSONDecodeError: type = orjson.JSONDecodeError

@@ -316,7 +316,9 @@ class ApiClient:
         for _ in range(MAX_PAGES):
             body = await self._request('GET', path, params=params or None)
             items += self._items(body, parse)
-            cursor = body.get(paging.cursor_field) if paging is not None else None
+            if paging is None:
+                return items
+            cursor = body.get(paging.cursor_field)
             if cursor in (None, ''):
                 return items
             if not isinstance(cursor, str):

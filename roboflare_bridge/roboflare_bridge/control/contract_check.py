@@ -134,15 +134,15 @@ class _Spec:
             target: Any = self.document
             if not reference.startswith('#/'):
                 return {}  # external references are not followed
-            for part in reference[2:].split('/'):
-                target = target.get(part.replace('~1', '/').replace('~0', '~')) \
+            for step in reference[2:].split('/'):
+                target = target.get(step.replace('~1', '/').replace('~0', '~')) \
                     if isinstance(target, dict) else None
             return self.resolve(target, depth + 1)
         if isinstance(node.get('allOf'), list):
             merged: Dict[str, Any] = {'properties': {}, 'required': []}
             own = {key: value for key, value in node.items() if key != 'allOf'}
-            for part in [own] + node['allOf']:
-                part = self.resolve(part, depth + 1)
+            for each in [own] + node['allOf']:
+                part = self.resolve(each, depth + 1)
                 merged['properties'].update(part.get('properties') or {})
                 merged['required'] += list(part.get('required') or [])
                 for key in ('type', 'enum', 'items'):

@@ -30,6 +30,7 @@ import uuid
 from builtin_interfaces.msg import Time
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
+from rclpy.executors import Executor
 from rclpy.node import Node
 from roboflare_interfaces import action, msg, srv
 
@@ -134,6 +135,12 @@ class ControlPlane:
 
     # -- the hand-off ---------------------------------------------------------------------
 
+    @property
+    def _executor(self) -> Executor:
+        executor = self._node.executor
+        assert executor is not None, 'callbacks run on the node executor, which is set'
+        return executor
+
     async def _call(self, request: Callable[[ApiClient], Awaitable[T]]
                     ) -> Tuple[Optional[T], Optional[ApiError]]:
         """Run one API call on the asyncio thread; return (value, None) or (None, error)."""
@@ -147,7 +154,7 @@ class ControlPlane:
                                         f'({self._timeout:g}s)', 0, self._api.org_id) from None
 
         try:
-            value = await to_executor(self._node.executor, self._loop.submit(bounded()))
+            value = await to_executor(self._executor, self._loop.submit(bounded()))
             return value, None
         except ApiError as error:
             self.failures += 1
@@ -251,6 +258,7 @@ class ControlPlane:
             else:
                 goal_handle.abort()
             return self._fill(result, False, error.code, error.message)
+        assert deployment is not None  # no error: the deployment
         last_feedback = None
         while True:
             result.deployment = deployment_msg(deployment)
@@ -265,7 +273,8 @@ class ControlPlane:
             if goal_handle.is_cancel_requested:
                 return await self._cancel_goal(goal_handle, result, deployment)
             await self._wait_poll(goal_id)
-            polled, error = await self._call(lambda api: api.get_deployment(deployment.id, kind))
+            deployment_id = deployment.id
+            polled, error = await self._call(lambda api: api.get_deployment(deployment_id, kind))
             if error is not None and not is_transient(error):
                 goal_handle.abort()
                 return self._fill(result, False, error.code, error.message)
@@ -280,7 +289,7 @@ class ControlPlane:
                 await asyncio.wait_for(wakeup.wait(), self._poll)
             except asyncio.TimeoutError:
                 pass
-        await to_executor(self._node.executor, self._loop.submit(wait()))
+        await to_executor(self._executor, self._loop.submit(wait()))
 
     async def _cancel_goal(self, goal_handle: ServerGoalHandle, result: Any,
                            deployment: Deployment) -> Any:
@@ -296,6 +305,7 @@ class ControlPlane:
             return self._fill(result, False, error.code,
                               f'cancel requested but the upstream cancel failed: '
                               f'{error.message}')
+        assert cancelled is not None  # no error: the cancelled deployment
         result.deployment = deployment_msg(cancelled)
         goal_handle.canceled()
         return self._fill(result, False, CANCELLED,

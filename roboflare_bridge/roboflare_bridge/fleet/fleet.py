@@ -189,16 +189,14 @@ class Fleet:
                 continue
             await self._remove(entry, reason)
         for robot_id, robot in chosen.items():
-            entry = self.robots.get(robot_id)
-            if entry is None:
-                entry = self._add(RemoteRobot.named(robot.id, robot.name, names[robot.id],
-                                                    config))
-            if robot.status == ROBOT_OFFLINE and entry.task is not None:
-                await self._pause(entry)
+            streams = self.robots.get(robot_id) or self._add(
+                RemoteRobot.named(robot.id, robot.name, names[robot.id], config))
+            if robot.status == ROBOT_OFFLINE and streams.task is not None:
+                await self._pause(streams)
                 _log.warning('robot %s (%s) is offline: its streams wait for it to come back',
                              robot.name, robot.id)
-            elif robot.status != ROBOT_OFFLINE and entry.task is None:
-                self._resume(entry)
+            elif robot.status != ROBOT_OFFLINE and streams.task is None:
+                self._resume(streams)
         self.selected = chosen
         self._publish_status()
 

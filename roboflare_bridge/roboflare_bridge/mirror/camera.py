@@ -27,9 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import logging
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, cast, Dict, List, Optional, Tuple
 
 from builtin_interfaces.msg import Time
+from rclpy.clock import ROSClock
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
@@ -61,7 +62,7 @@ def receipt_clock(node: Node) -> Callable[[], Stamp]:
     TimeSource applies while a set is validated; the reader asks the clock again after every
     set of it. One reader per node: it registers a callback.
     """
-    clock = node.get_clock()
+    clock = cast(ROSClock, node.get_clock())  # a node's clock is ROS time
     ros_time = clock.ros_time_is_active
 
     def follow_use_sim_time(parameters: List[Parameter]) -> None:
@@ -189,8 +190,10 @@ class CameraMirror:
             set_bytes(message, 'data', frame)  # bytes from the socket, straight to rclpy
         if publish_or_drop(self._compressed, message, self.drops):
             self.stats.published += 1
-        if self._raw is not None and self._raw.get_subscription_count() > 0:
-            accepted = self._worker.submit(self._label, PendingFrame(
+        worker = self._worker
+        if worker is not None and self._raw is not None and (
+                self._raw.get_subscription_count() > 0):
+            accepted = worker.submit(self._label, PendingFrame(
                 frame, stamp, self.frame_id, self._publish_raw, self._decoded))
             if not accepted:
                 self.drops.drop('stale frame', 'decoding fell behind; kept the newest frame',

@@ -120,9 +120,9 @@ def fleet_statuses(fleet: FleetStatus, config: BridgeConfig) -> List[DiagnosticS
         'poll_interval_s': float(config.robots_poll_interval_s),
         'shard': f'{config.shard_index} of {config.shard_count}',
         'robots': ' '.join(config.robots), 'deny_robots': ' '.join(config.deny_robots)})]
-    for entry, reason in unmatched.items():
-        statuses.append(status(f'robot {entry}', WARN, f'not mirrored: {reason}',
-                               {'entry': entry}))
+    for unmatched_entry, reason in unmatched.items():
+        statuses.append(status(f'robot {unmatched_entry}', WARN, f'not mirrored: {reason}',
+                               {'entry': unmatched_entry}))
     for robot_id, entry in mirrored.items():
         robot = offline.get(robot_id)
         if robot is None:

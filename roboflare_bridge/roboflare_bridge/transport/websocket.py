@@ -69,6 +69,7 @@ from websockets.extensions.permessage_deflate import (
     enable_client_permessage_deflate, PerMessageDeflate, ServerPerMessageDeflateFactory,
 )
 from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
 from websockets.streams import StreamReader
 from websockets.uri import parse_uri
 
@@ -77,18 +78,21 @@ from ..common.fast_paths import switched_off
 try:  # websockets' own client, for one-shot exchanges (rviz_config's topic list, tests)
     from websockets.asyncio.client import connect as websockets_connect
 except ImportError:  # websockets 10.4 - 12: the legacy client has the same coroutine API
-    from websockets.client import connect as websockets_connect  # type: ignore[no-redef]
+    from websockets.client import (  # type: ignore[no-redef,attr-defined]
+        connect as websockets_connect,
+    )
 
 try:  # websockets >= 11
-    from websockets.client import ClientProtocol
+    from websockets.client import ClientProtocol  # type: ignore[attr-defined]
     from websockets.protocol import State
-    from websockets.server import ServerProtocol
+    from websockets.server import ServerProtocol  # type: ignore[attr-defined]
 except ImportError:  # websockets 10.4 (Ubuntu 24.04): the same core under its first names
     from websockets.client import ClientConnection as ClientProtocol  # type: ignore
     from websockets.connection import State  # type: ignore[no-redef]
     from websockets.server import ServerConnection as ServerProtocol  # type: ignore
 
 Message = Union[str, bytes]
+BytesLike = Union[bytes, bytearray, memoryview]  # a frame's data, as websockets types it
 
 _log = logging.getLogger(__name__)
 
@@ -167,7 +171,8 @@ class ChunkReader(StreamReader):
         self._tail_size = 0
         self._in_chunks = False  # whether feed_data appends to the chunks or to self.buffer
 
-    def feed_data(self, data: bytes) -> None:
+    # The reads return bytes where websockets' own return bytearray: its parser takes either.
+    def feed_data(self, data: bytes) -> None:  # type: ignore[override]
         if not self._in_chunks:
             super().feed_data(data)
         elif self.eof:
@@ -179,7 +184,8 @@ class ChunkReader(StreamReader):
                 self._tail.append(bytes(data))
                 self._tail_size += len(data)
 
-    def read_exact(self, n: int) -> Generator[None, None, bytes]:
+    def read_exact(  # type: ignore[override]
+            self, n: int) -> Generator[None, None, bytes]:
         if self._start + n > len(self._head):  # most reads are inside the chunk being read
             if not self._in_chunks:
                 self._use_chunks()
@@ -200,11 +206,13 @@ class ChunkReader(StreamReader):
                 return True
             yield
 
-    def read_line(self, m: int, *args: type) -> Generator[None, None, bytes]:
+    def read_line(  # type: ignore[override]
+            self, m: int, *args: type) -> Generator[None, None, Union[bytes, bytearray]]:
         self._use_buffer()
         return (yield from super().read_line(m, *args))
 
-    def read_to_eof(self, m: int, *args: type) -> Generator[None, None, bytes]:
+    def read_to_eof(  # type: ignore[override]
+            self, m: int, *args: type) -> Generator[None, None, Union[bytes, bytearray]]:
         self._use_buffer()
         return (yield from super().read_to_eof(m, *args))
 
@@ -609,7 +617,7 @@ class WebSocketConnection(asyncio.Protocol):
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
 
-    def _assemble(self, data: bytes) -> bool:
+    def _assemble(self, data: BytesLike) -> bool:
         """Add a fragment to the message being assembled; False if that broke a bound."""
         self._fragments += 1
         self._assembly += data
@@ -630,14 +638,14 @@ class WebSocketConnection(asyncio.Protocol):
         self.protocol.fail(1009, refusal.detail[:120])  # a close reason fits in 123 bytes
         return False
 
-    def _deliver(self, opcode: Opcode, data: Union[bytes, bytearray]) -> bool:
+    def _deliver(self, opcode: Opcode, data: BytesLike) -> bool:
         """Hand a message over; False if it failed the connection instead (not UTF-8)."""
         if opcode is Opcode.BINARY:
             # A slice of a read, or the assembly of fragments (copied once, to bytes).
             self._on_message(data if type(data) is bytes else bytes(data))
             return True
         try:
-            text = data.decode()
+            text = str(data, 'utf-8')
         except UnicodeDecodeError as exc:  # RFC 6455 7.1.7: not text, end the connection
             self.protocol.fail(1007, f'{exc.reason} at position {exc.start}')
             return False
@@ -746,7 +754,9 @@ def _read_known_stream(loop: asyncio.AbstractEventLoop, compression: bool,
         extensions=[ServerPerMessageDeflateFactory()] if compression else None, max_size=None,
         logger=_SILENT)
     server.receive_data(bytes(transport.written))
-    server.send_response(server.accept(server.events_received()[0]))
+    request = server.events_received()[0]
+    assert isinstance(request, Request)
+    server.send_response(server.accept(request))
     response = b''.join(server.data_to_send())
     server.send_text('{"op": "topics", "topics": []}'.encode())
     server.send_binary(bytes(range(256)) * 40)
@@ -774,7 +784,7 @@ def _read_known_stream(loop: asyncio.AbstractEventLoop, compression: bool,
     written = bytes(transport.written)
     peer = ServerProtocol(state=State.OPEN, max_size=None, logger=_SILENT)  # what the client sent
     peer.receive_data(written[written.index(b'\r\n\r\n') + 4:])
-    sent = [(frame.opcode, frame.data[:2] if frame.opcode is Opcode.CLOSE else frame.data)
+    sent = [(frame.opcode, bytes(frame.data[:2] if frame.opcode is Opcode.CLOSE else frame.data))
             for frame in peer.events_received() if isinstance(frame, Frame)]
     return messages, sent, used_direct if direct else True
 
@@ -803,13 +813,17 @@ async def open_connection(url: str, on_message: Callable[[Message], None], *,
     loop = asyncio.get_running_loop()
 
     async def handshake() -> WebSocketConnection:
+        def connected() -> WebSocketConnection:
+            return WebSocketConnection(protocol, on_message, close_timeout_s)
+
+        tls = ssl_context if uri.secure else None
         proxy = environment_proxy(uri.host, uri.port, uri.secure)
-        sock = None if proxy is None else await tunnel(proxy, uri.host, uri.port)
-        _, connection = await loop.create_connection(
-            lambda: WebSocketConnection(protocol, on_message, close_timeout_s),
-            None if sock else uri.host, None if sock else uri.port, sock=sock,
-            ssl=ssl_context if uri.secure else None,
-            server_hostname=uri.host if sock and uri.secure else None)
+        if proxy is None:
+            _, connection = await loop.create_connection(connected, uri.host, uri.port, ssl=tls)
+        else:
+            sock = await tunnel(proxy, uri.host, uri.port)
+            _, connection = await loop.create_connection(
+                connected, sock=sock, ssl=tls, server_hostname=uri.host if tls else None)
         try:
             await connection.wait_opened()
         except BaseException:

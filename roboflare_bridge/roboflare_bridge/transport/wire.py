@@ -138,7 +138,9 @@ def parse_batch_reply(frame: Union[str, bytes]) -> Optional[BatchReply]:
     if kind == 'ack':
         return BatchReply(batch_id, True)
     if kind == 'error':
-        error = obj.get('error') if isinstance(obj.get('error'), dict) else {}
+        error = obj.get('error')
+        if not isinstance(error, dict):
+            error = {}
         return BatchReply(batch_id, False, str(error.get('code', '')),
                           str(error.get('message', '')))
     raise FrameError(f'unknown frame type {str(kind)[:20]!r}')

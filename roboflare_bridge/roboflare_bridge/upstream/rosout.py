@@ -122,7 +122,8 @@ def parse_log_cdr(data: bytes) -> RosoutRecord:
         offset = start + length
     offset = (offset + 3) & ~3
     (line,) = struct.unpack_from(order + 'I', body, offset)
-    return RosoutRecord(sec, nanosec, level, *strings, line)
+    name, msg, file, function = strings
+    return RosoutRecord(sec, nanosec, level, name, msg, file, function, line)
 
 
 _SAMPLE_HEADER = struct.Struct('<qQ')
