@@ -325,24 +325,25 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: floa
 
 def executable(name: str) -> str:
     """
-    Return the path of one of roboflare_bridge's executables (``bridge``, ``check_api``, ...).
+    Return the path of one of the project's executables (``bridge``, ``emulator``, ...).
 
-    On a ROS install ament_python puts them in ``<prefix>/lib/roboflare_bridge/``, found
-    through the ament index; in a PyPI venv they are next to the interpreter. Never a bare
-    name from PATH: iproute2 has a ``bridge`` too.
+    On a ROS install ament_python puts them in ``<prefix>/lib/<package>/``, found through the
+    ament index; in a PyPI venv they are next to the interpreter. Never a bare name from
+    PATH: iproute2 has a ``bridge`` too.
     """
     from ament_index_python.packages import get_package_prefix, PackageNotFoundError
-    try:
-        installed = Path(get_package_prefix('roboflare_bridge')) / 'lib' / 'roboflare_bridge'
-        if (installed / name).exists():
-            return str(installed / name)
-    except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
-        pass
+    for package in ('roboflare_bridge', 'roboflare_dev'):
+        try:
+            installed = Path(get_package_prefix(package)) / 'lib' / package / name
+        except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
+            continue
+        if installed.exists():
+            return str(installed)
     beside = Path(sys.executable).parent / name
     if beside.exists():
         return str(beside)
-    raise FileNotFoundError(f'roboflare_bridge executable {name!r} is neither in the ament '
-                            f'index nor next to {sys.executable}')
+    raise FileNotFoundError(f'executable {name!r} is neither in the ament index '
+                            f'(roboflare_bridge, roboflare_dev) nor next to {sys.executable}')
 
 
 def wait_until_true(predicate: Callable[[], bool], timeout: float, what: str = '') -> None:
