@@ -94,8 +94,11 @@ class BridgeProcess(testing.BridgeProcess):
     def __init__(self, emulator: EmulatorProcess, env: Optional[Dict[str, str]] = None,
                  **parameters: Any) -> None:
         self.workdir = tempfile.TemporaryDirectory(prefix='roboflare-bench-')
+        # Every selected topic streams, watched or not, unless asked otherwise: the figures
+        # measure the mirroring path at the robots' full rates, as before mirror_on_demand.
         super().__init__(Path(self.workdir.name), emulator.url, emulator.token,
-                         {'spool_dir': f'{self.workdir.name}/spool', **parameters}, env=env)
+                         {'spool_dir': f'{self.workdir.name}/spool', 'mirror_on_demand': False,
+                          **parameters}, env=env)
 
     @property
     def pid(self) -> int:

@@ -229,6 +229,14 @@ class BridgeConfig:
         'stream reconnects', **FRAME_BYTES)
     remote_logs: bool = mirrored(
         True, "republish each robot's logs on <namespace>/rosout", runtime=True)
+    mirror_on_demand: bool = mirrored(
+        True, 'stream from the cloud only what something local subscribes to: a topic while '
+        'its publisher has a subscriber, the camera and logs likewise; latched topics always; '
+        'false streams every selected topic all the time', runtime=True)
+    on_demand_linger_s: float = mirrored(
+        5.0, 'how long a topic, camera or log stream keeps flowing after its last local '
+        'subscriber left, in seconds (a display toggled off and on must not thrash the robot)',
+        runtime=True, minimum=0.0, maximum=3600.0)
 
     forward_logs: bool = upstream(
         False, "forward this machine's /rosout upstream as robot robot_id (shard 0 only)")

@@ -44,7 +44,14 @@ def camera(tmp_path_factory):
 
 
 def test_no_decoding_while_nobody_subscribes_to_image_raw(ros, camera):
-    values = diagnostics_values(ros, CAMERA, 30, lambda v: int(v['camera_frames']) >= 30)
+    # The compressed topic's subscriber makes the camera stream (on demand); nothing
+    # subscribes to image_raw.
+    sub = ros.node.create_subscription(
+        CompressedImage, '/roboflare/robot_1/camera/image_raw/compressed', Collector(), 10)
+    try:
+        values = diagnostics_values(ros, CAMERA, 30, lambda v: int(v['camera_frames']) >= 30)
+    finally:
+        ros.destroy(sub)
     assert values['camera_decoded'] == '0'
     assert values['camera_resolution'] == '320x240'
     assert 20 <= float(values['camera_fps']) <= 40

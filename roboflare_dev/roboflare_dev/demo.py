@@ -149,9 +149,11 @@ class DemoViewer(Node):
         return path
 
     def _discover(self) -> None:
+        # Every mirrored topic but the cameras: with mirror_on_demand a camera streams only
+        # while it is watched, and robot_1's is watched only until a frame is saved.
         for topic, types in self.get_topic_names_and_types():
             if not topic.startswith('/roboflare/') or topic in self.subscribed or \
-                    topic.endswith('image_raw'):
+                    '/camera/' in topic:
                 continue
             try:
                 cls = message_class(types[0])
@@ -185,7 +187,8 @@ class DemoViewer(Node):
             path = self.output / 'robot_1_camera.png'
             write_png(path, image)
             self.saved_image = path
-            # One frame is enough: unsubscribing stops the bridge's decoding.
+            # One frame is enough: unsubscribing stops the bridge's decoding, and (on demand,
+            # after on_demand_linger_s) the camera's stream from the robot.
             self.destroy_subscription(self._image_sub)
 
     def _start_deploy(self) -> None:
@@ -223,6 +226,10 @@ def render(viewer: DemoViewer, started: float, emulator_url: str) -> str:
     control = viewer.diagnostics.get('control plane', {})
     lines.append(f'control plane: org {control.get("org_id", "?")}, '
                  f'{control.get("requests", 0)} requests, {control.get("retries", 0)} retries')
+    fleet = viewer.diagnostics.get('fleet', {})
+    lines.append(f'from the cloud: {float(fleet.get("received_bytes_per_s", 0)) / 1000:.1f} kB/s '
+                 f'for {fleet.get("mirrored", 0)} robots (on demand: only what is watched '
+                 'streams)')
     for name, robot_id in zip(NAMES, ROBOTS):
         diag = viewer.diagnostics.get(f'robot {name}', {})
         lines += ['', f'{name} ({robot_id}) under /roboflare/{name}: '

@@ -55,7 +55,7 @@ ROBOTS_TOPIC = '/roboflare/robots'
 MIRRORS: Tuple[Build, ...] = (topics.build, camera.build, remote_logs.build)
 # Changing any of these re-creates every robot's mirrors (the selection alone does not).
 MIRROR_SETTINGS = ('topics', 'deny_topics', 'topic_throttle', 'camera', 'decode_images',
-                   'remote_logs')
+                   'remote_logs', 'mirror_on_demand', 'on_demand_linger_s')
 
 
 @dataclass
@@ -259,12 +259,14 @@ class Fleet:
             status.ros_names.append(entry.robot.ros_name if entry else '')
             status.namespaces.append(entry.robot.namespace if entry else '')
             status.mirrored.append(entry is not None and entry.task is not None)
+            status.watched.append(entry is not None and any(m.watched() for m in entry.mirrors))
         self._status.publish(status)
 
     def _mirrors(self, robot: RemoteRobot) -> List[Mirror]:
         """Return what the configuration mirrors of a robot."""
         context = MirrorContext(self._config, self._node.create_publisher,
-                                self._static_transforms, self._camera_clock, self.decode_worker)
+                                self._static_transforms, self._camera_clock, self.decode_worker,
+                                self._publish_status)
         built = (build(robot, context) for build in MIRRORS)
         return [mirror for mirror in built if mirror is not None]
 

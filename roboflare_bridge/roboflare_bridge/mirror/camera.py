@@ -25,6 +25,7 @@ one pending frame per robot.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import functools
 import logging
 import time
 from typing import Any, Callable, cast, Dict, List, Optional, Tuple
@@ -37,12 +38,13 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
 
 from .capability import MirrorContext, RemoteRobot
+from .demand import Demand, gated
 from .jpeg_decoding import DecodeWorker, jpeg_size, PendingFrame
 from .topic_qos import IMAGE, qos_profile
 from ..codec.cdr_writer import CompressedImageWriter
 from ..codec.rclpy_fast_paths import fast_paths, set_bytes
 from ..common.drops import DropCounter, publish_or_drop
-from ..transport.streams import StreamSpec
+from ..transport.streams import Gate, StreamSpec
 from ..transport.wire import CAMERA_STREAM, check_jpeg, FrameError
 
 _log = logging.getLogger(__name__)
@@ -128,7 +130,8 @@ class CameraMirror:
     def __init__(self, robot_label: str, namespace: str, frame_id: str,
                  create_publisher: Callable[[type, str, QoSProfile], Any],
                  now: Callable[[], Stamp], worker: Optional[DecodeWorker],
-                 max_frame_bytes: int) -> None:
+                 max_frame_bytes: int, on_demand: bool = False, linger_s: float = 5.0,
+                 on_watched: Callable[[], None] = lambda: None) -> None:
         base = namespace.rstrip('/') + '/camera/image_raw'
         self.frame_id = frame_id
         self.stats = CameraStats()
@@ -137,6 +140,12 @@ class CameraMirror:
         self._now = now
         self._worker = worker
         self._max_frame_bytes = max_frame_bytes
+        # On demand the stream connects only while either image topic has a subscriber.
+        self._demand: Optional[Demand] = None
+        self._gate: Optional[Gate] = None
+        if on_demand:
+            self._demand, self._gate = gated(linger_s, on_watched)
+            create_publisher = functools.partial(self._demand.publisher, create_publisher)
         self._compressed = create_publisher(CompressedImage, base + '/compressed', IMAGE_QOS)
         self._writer = (CompressedImageWriter(frame_id, 'jpeg') if fast_paths().cdr_publish
                         else None)
@@ -144,9 +153,15 @@ class CameraMirror:
 
     def stream_spec(self) -> StreamSpec:
         # JPEGs do not compress.
-        return StreamSpec(CAMERA_STREAM, self.on_frame, options={
+        return StreamSpec(CAMERA_STREAM, self.on_frame, gate=self._gate, options={
             'compression': False, 'max_frame_bytes': self._max_frame_bytes,
             'frame_limit_name': 'camera_max_frame_bytes'})
+
+    def activity(self) -> str:
+        return 'camera on' if self._gate is None or self._gate.is_open else 'camera off'
+
+    def watched(self) -> bool:
+        return self._demand is not None and self._demand.wanted
 
     def diagnostic_values(self) -> Dict[str, Any]:
         stats = self.stats
@@ -167,7 +182,8 @@ class CameraMirror:
         return [p for p in (self._compressed, self._raw) if p is not None]
 
     def stop(self) -> None:
-        pass  # the shared DecodeWorker is stopped by the fleet
+        if self._demand is not None:  # the shared DecodeWorker is stopped by the fleet
+            self._demand.stop()
 
     def on_frame(self, frame: Any) -> None:
         if isinstance(frame, str):
@@ -220,4 +236,5 @@ def build(robot: RemoteRobot, context: MirrorContext) -> Optional[CameraMirror]:
     return CameraMirror(robot.ros_name, robot.namespace,
                         robot.frame_prefix + config.camera_frame_id, context.create_publisher,
                         context.camera_clock, context.decode_worker if config.decode_images
-                        else None, config.camera_max_frame_bytes)
+                        else None, config.camera_max_frame_bytes, config.mirror_on_demand,
+                        config.on_demand_linger_s, context.on_watched)

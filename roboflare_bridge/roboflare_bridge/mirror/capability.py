@@ -45,6 +45,12 @@ class Mirror(StreamConsumer, Protocol):
     def publishers(self) -> List[Any]:
         """Return the publishers it created: destroyed when its robot stops being mirrored."""
 
+    def activity(self) -> str:
+        """Say what flows from the robot now, for its status ("camera off")."""
+
+    def watched(self) -> bool:
+        """Return whether something local subscribes to what it mirrors (on demand)."""
+
 
 @dataclass(frozen=True)
 class RemoteRobot:
@@ -72,6 +78,7 @@ class MirrorContext:
     static_transforms: StaticTransforms  # every robot's /tf_static, merged
     camera_clock: Callable[[], Stamp]  # camera.receipt_clock: when a frame was received
     decode_worker: Optional[DecodeWorker]  # shared by every camera; None: no decoding
+    on_watched: Callable[[], None]  # called when a mirror's demand changes (on demand)
 
 
 Build = Callable[[RemoteRobot, MirrorContext], Optional[Mirror]]

@@ -15,16 +15,18 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import Log
 
 from .capability import MirrorContext, RemoteRobot
+from .demand import Demand, gated
 from ..common.drops import DropCounter, publish_or_drop
 from ..control.resources import parse_time
-from ..transport.streams import StreamSpec
+from ..transport.streams import Gate, StreamSpec
 from ..transport.wire import (
     FrameError, LOG_STREAM_LIMITS, LOGS_STREAM, parse_json_object, parse_log_record,
 )
@@ -51,10 +53,18 @@ class LogMirror:
     Threads: frames arrive on the asyncio loop; diagnostics read two integers.
     """
 
-    def __init__(self, robot_label: str, namespace: str, create_publisher: Any) -> None:
+    def __init__(self, robot_label: str, namespace: str, create_publisher: Any,
+                 on_demand: bool = False, linger_s: float = 5.0,
+                 on_watched: Callable[[], None] = lambda: None) -> None:
         self.topic = namespace.rstrip('/') + '/rosout'
         self.published = 0
         self.drops = DropCounter(_log, f'{robot_label} logs')
+        # On demand the stream connects only while the topic has a subscriber.
+        self._demand: Optional[Demand] = None
+        self._gate: Optional[Gate] = None
+        if on_demand:
+            self._demand, self._gate = gated(linger_s, on_watched)
+            create_publisher = functools.partial(self._demand.publisher, create_publisher)
         self._publisher = create_publisher(Log, self.topic, rosout_qos(100))
 
     def on_frame(self, frame: Any) -> None:
@@ -70,7 +80,14 @@ class LogMirror:
             self.published += 1
 
     def stream_spec(self) -> StreamSpec:
-        return StreamSpec(LOGS_STREAM, self.on_frame, options=dict(LOG_STREAM_LIMITS))
+        return StreamSpec(LOGS_STREAM, self.on_frame, options=dict(LOG_STREAM_LIMITS),
+                          gate=self._gate)
+
+    def activity(self) -> str:
+        return 'logs on' if self._gate is None or self._gate.is_open else 'logs off'
+
+    def watched(self) -> bool:
+        return self._demand is not None and self._demand.wanted
 
     def diagnostic_values(self) -> Dict[str, Any]:
         return {'remote_logs_published': self.published, 'remote_logs_drops': self.drops.total}
@@ -82,14 +99,17 @@ class LogMirror:
         return [self._publisher]
 
     def stop(self) -> None:
-        pass  # its publisher lives as long as the node
+        if self._demand is not None:
+            self._demand.stop()
 
 
 def build(robot: RemoteRobot, context: MirrorContext) -> Optional[LogMirror]:
     """Return the mirror of a robot's logs, if remote logs are mirrored."""
     if not context.config.remote_logs:
         return None
-    return LogMirror(robot.ros_name, robot.namespace, context.create_publisher)
+    config = context.config
+    return LogMirror(robot.ros_name, robot.namespace, context.create_publisher,
+                     config.mirror_on_demand, config.on_demand_linger_s, context.on_watched)
 
 
 __all__ = ['build', 'LogMirror', 'log_message']

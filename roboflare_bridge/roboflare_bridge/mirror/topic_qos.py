@@ -39,7 +39,8 @@ ALWAYS_TRANSIENT_LOCAL = ('/tf_static', '/map', '/robot_description')
 TF_TOPIC = '/tf'
 TF_STATIC_TOPIC = '/tf_static'
 
-PublisherFactory = Callable[[type, str, QoSProfile], Any]  # Node.create_publisher
+# Node.create_publisher: (message class, topic, QoSProfile, event_callbacks=...)
+PublisherFactory = Callable[..., Any]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@
 Topic mirroring: one robot's ``ros/topics/echo`` stream republished as typed local topics.
 
 On every (re)connection the mirror lists the remote topics and subscribes to those the
-``topics`` and ``deny_topics`` globs select. Each message frame is serialised straight from
+``topics`` and ``deny_topics`` globs select. On demand (``mirror_on_demand``), every
+selected topic gets its local publisher from the listing at once, but flows from the robot
+only while something local subscribes to it (demand.py), latched topics always. Each message frame is serialised straight from
 its JSON (cdr_writer.py) or, when that fast path declines it, decoded by the codec (which judges
 bad input), with the robot's frame prefix applied to header frame ids, ``child_frame_id``
 and TF transforms, and published under the robot's namespace (a loop pass's messages
@@ -36,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from geometry_msgs.msg import TransformStamped
 
 from .capability import MirrorContext, RemoteRobot
+from .demand import Demand
 from .publish_batch import PublishBatch
 from .static_transforms import StaticTransforms
 from .topic_qos import PublisherFactory, qos_profile, QosRules, TF_STATIC_TOPIC, TF_TOPIC
@@ -48,7 +51,7 @@ from ..common.globs import topic_selected
 from ..transport.streams import StreamSpec
 from ..transport.wire import (
     ECHO_STREAM, EchoMessage, EchoStatus, EchoTopics, FrameError, LIST_TOPICS_OP,
-    MAX_LISTED_TOPICS, parse_echo_frame, subscribe_op,
+    MAX_LISTED_TOPICS, parse_echo_frame, subscribe_op, unsubscribe_op,
 )
 
 _log = logging.getLogger(__name__)
@@ -76,7 +79,8 @@ class TopicStats:
 
     frames: int = 0
     published: int = 0
-    subscribed: int = 0
+    subscribed: int = 0  # topics the robot streams now
+    listed: int = 0  # topics its last listing offered (selected, of a known type)
 
 
 class TopicMirror:
@@ -92,7 +96,9 @@ class TopicMirror:
                  deny: Tuple[str, ...] = (), qos_rules: QosRules = QosRules(),
                  throttle_ms: Optional[Dict[str, int]] = None, fleet_frame: str = '',
                  max_frame_bytes: int = 16 << 20,
-                 static_transforms: Optional[StaticTransforms] = None) -> None:
+                 static_transforms: Optional[StaticTransforms] = None,
+                 on_demand: bool = False, linger_s: float = 5.0,
+                 on_watched: Optional[Callable[[], None]] = None) -> None:
         self.namespace = namespace.rstrip('/')
         self.codec = Codec(frame_prefix)
         self.cdr = CdrEncoder(frame_prefix) if fast_paths().cdr_publish else None
@@ -118,15 +124,30 @@ class TopicMirror:
         self._stream: Any = None
         self._sends: Set[asyncio.Task] = set()
         self._selection: Dict[str, bool] = {}
+        # On demand: each topic's demand, what the listing offers, what the robot streams.
+        self._on_demand, self._linger_s = on_demand, linger_s
+        self._on_watched = on_watched
+        self._demands: Dict[str, Demand] = {}
+        self._listed: Dict[str, str] = {}  # remote topic -> type
+        self._streaming: Set[str] = set()
 
     def stream_spec(self) -> StreamSpec:
-        return StreamSpec(ECHO_STREAM, self.on_frame, on_connect=self.on_connect, options={
-            'max_frame_bytes': self._max_frame_bytes * TRANSPORT_LIMIT_FACTOR,
-            'frame_limit_name': f'{TRANSPORT_LIMIT_FACTOR} x echo_max_frame_bytes'})
+        return StreamSpec(ECHO_STREAM, self.on_frame, on_connect=self.on_connect,
+                          on_disconnect=self.on_disconnect, options={
+                              'max_frame_bytes': self._max_frame_bytes * TRANSPORT_LIMIT_FACTOR,
+                              'frame_limit_name':
+                                  f'{TRANSPORT_LIMIT_FACTOR} x echo_max_frame_bytes'})
+
+    def activity(self) -> str:
+        return f'streaming {self.stats.subscribed} of {self.stats.listed} topics'
+
+    def watched(self) -> bool:
+        return any(demand.wanted for demand in list(self._demands.values()))
 
     def diagnostic_values(self) -> Dict[str, Any]:
         values: Dict[str, Any] = {
-            'topics_subscribed': self.stats.subscribed, 'topic_frames': self.stats.frames,
+            'topics_subscribed': self.stats.subscribed, 'topics_listed': self.stats.listed,
+            'topic_frames': self.stats.frames,
             'topic_messages_published': self.stats.published, 'topic_drops': self.drops.total}
         values.update({f'topic_drops.{reason}': count
                        for reason, count in self.drops.snapshot().items()})
@@ -145,6 +166,8 @@ class TopicMirror:
     def stop(self) -> None:
         for task in list(self._sends):
             task.cancel()
+        for demand in self._demands.values():
+            demand.stop()
         self._batch.flush()  # before the fleet destroys the publishers
 
     def local_name(self, remote_topic: str) -> str:
@@ -157,7 +180,13 @@ class TopicMirror:
     async def on_connect(self, stream: Any) -> None:
         """Ask for the topic list on every (re)connection; subscriptions follow from it."""
         self._stream = stream
+        self._streaming.clear()
         await stream.send(LIST_TOPICS_OP)
+
+    def on_disconnect(self, stream: Any) -> None:
+        self._stream = None
+        self._streaming.clear()
+        self.stats.subscribed = 0
 
     def on_frame(self, frame: Any) -> None:
         self.stats.frames += 1
@@ -190,7 +219,7 @@ class TopicMirror:
         self.drops.count('oversized frame')
 
     def _on_topics(self, listing: EchoTopics) -> None:
-        wanted = []
+        offered = {}
         for entry in listing.topics:
             topic, type_name = entry['topic'], entry['type']
             if not topic_selected(topic, self._allow, self._deny):
@@ -200,13 +229,69 @@ class TopicMirror:
             except UnknownType as exc:
                 self._warn_unknown(type_name, str(exc))
                 continue
-            wanted.append(subscribe_op(topic, self._throttle_ms.get(topic, 0)))
-        self.stats.subscribed = len(wanted)
-        if wanted and self._stream is not None:
+            offered[topic] = type_name
+        self._listed = offered
+        self.stats.listed = len(offered)
+        if self._on_demand:
+            for topic, type_name in offered.items():
+                self._demand_publisher(topic, type_name)
+            offered = {topic: type_name for topic, type_name in offered.items()
+                       if self._latched(topic) or self._wanted(topic)}
+        self._streaming = set(offered)
+        self.stats.subscribed = len(offered)
+        self._send([subscribe_op(topic, self._throttle_ms.get(topic, 0)) for topic in offered])
+
+    def _send(self, frames: List[str]) -> None:
+        if frames and self._stream is not None:
             # The loop keeps only weak references to tasks: hold it until it ends.
-            task = asyncio.ensure_future(self._send_all(self._stream, wanted))
+            task = asyncio.ensure_future(self._send_all(self._stream, frames))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
+
+    # -- on demand ------------------------------------------------------------------------
+
+    def _latched(self, topic: str) -> bool:
+        return self._qos_rules.for_topic(topic).durability == 'transient_local'
+
+    def _wanted(self, topic: str) -> bool:
+        demand = self._demands.get(topic)
+        return demand is not None and demand.wanted
+
+    def _demand_publisher(self, topic: str, type_name: str) -> None:
+        """Create a listed topic's publisher now, watched for subscribers unless latched."""
+        if topic in self._publishers or topic == TF_STATIC_TOPIC:  # /tf_static: one for all
+            return
+        if self._latched(topic):
+            self._publisher(topic, type_name, self.codec.plan_for(type_name).cls)
+            return
+        if len(self._publishers) >= MAX_TOPICS:
+            self.drops.drop('too many topics', f'{topic}: {MAX_TOPICS} topics of this robot '
+                            'are mirrored already, the most one robot may have')
+            return
+        demand = Demand(asyncio.get_running_loop(), self._linger_s,
+                        lambda wanted: self._demand_changed(topic, wanted))
+        try:
+            publisher = demand.publisher(
+                self._make_publisher, self.codec.plan_for(type_name).cls,
+                self.local_name(topic), qos_profile(self._qos_rules.for_topic(topic)))
+        except Exception as exc:  # noqa: BLE001 - e.g. a remote name invalid locally
+            self.drops.drop('cannot publish', f'{topic}: {exc}')
+            return
+        self._demands[topic] = demand
+        self._publishers[topic] = (type_name, publisher)
+
+    def _demand_changed(self, topic: str, wanted: bool) -> None:
+        """Subscribe to a topic upstream when something local subscribes; let it go after."""
+        if wanted and self._stream is not None and topic in self._listed and (
+                topic not in self._streaming):
+            self._streaming.add(topic)
+            self._send([subscribe_op(topic, self._throttle_ms.get(topic, 0))])
+        elif not wanted and topic in self._streaming:
+            self._streaming.discard(topic)
+            self._send([unsubscribe_op(topic)])
+        self.stats.subscribed = len(self._streaming)
+        if self._on_watched is not None:
+            self._on_watched()
 
     @staticmethod
     async def _send_all(stream: Any, frames: list) -> None:
@@ -351,4 +436,5 @@ def build(robot: RemoteRobot, context: MirrorContext) -> TopicMirror:
     return TopicMirror(robot.ros_name, robot.namespace, robot.frame_prefix,
                        context.create_publisher, config.topics, config.deny_topics,
                        QosRules.of(config), config.topic_throttle, config.fleet_frame,
-                       config.echo_max_frame_bytes, context.static_transforms)
+                       config.echo_max_frame_bytes, context.static_transforms,
+                       config.mirror_on_demand, config.on_demand_linger_s, context.on_watched)

@@ -40,7 +40,7 @@ from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
 from .diagnostics import (
-    contract_status, Diagnostics, fleet_statuses, status, upstream_statuses,
+    contract_status, Diagnostics, fleet_statuses, ReceiveRates, status, upstream_statuses,
 )
 from ..codec.rclpy_fast_paths import fast_paths
 from ..common.asyncio_thread import AsyncioThread
@@ -126,6 +126,7 @@ class RoboflareBridge(Node):
             self.upstream = UpstreamLogs(self, self.loop.loop, self.config, self.api.base_url,
                                          credentials.token)
             self._running += [self.loop.submit(c) for c in self.upstream.coroutines()]
+        self._receive_rates = ReceiveRates()
         self.diagnostics = Diagnostics(self, self.config.diagnostics_period_s,
                                        self._diagnostic_statuses)
         self._log_level_timer = self.create_timer(LOG_LEVEL_CHECK_S, self._follow_log_level)
@@ -184,7 +185,7 @@ class RoboflareBridge(Node):
             'threads': threading.active_count(), 'asyncio_tasks': self.asyncio_tasks,
             'gc_frozen_objects': gc.get_freeze_count()})
         yield contract_status(api.contract, api.base_url)
-        yield from fleet_statuses(self.fleet.status(), self.config)
+        yield from fleet_statuses(self.fleet.status(), self.config, self._receive_rates, now)
         if self.upstream is not None:
             yield from upstream_statuses(self.upstream.status())
 

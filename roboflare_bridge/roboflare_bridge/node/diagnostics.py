@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
@@ -56,6 +56,8 @@ def stream_status(stream: StreamClient) -> DiagnosticStatus:
     stats = stream.stats
     if stats.unauthorized:
         level, message = ERROR, 'token refused; not retrying'
+    elif stats.idle:
+        level, message = OK, 'not connected: nothing local subscribes (on demand)'
     elif stats.connected:
         level, message = OK, 'connected'
     elif stats.connects == 0:
@@ -71,16 +73,38 @@ def stream_status(stream: StreamClient) -> DiagnosticStatus:
     return status(stream.name, level, message, values)
 
 
-def robot_statuses(robot: RobotStreams) -> List[DiagnosticStatus]:
+class ReceiveRates:
+    """Bytes per second received from the cloud, per robot: the change since the last call."""
+
+    def __init__(self) -> None:
+        self._last: Dict[str, Tuple[float, int]] = {}
+
+    def rate(self, key: str, received: int, now: float) -> float:
+        then, before = self._last.get(key, (now, received))
+        self._last[key] = (now, received)
+        return (received - before) / (now - then) if now > then else 0.0
+
+    def forget_all_but(self, keys: Iterable[str]) -> None:
+        """Drop the robots no longer mirrored (bounded by the fleet)."""
+        kept = set(keys)
+        self._last = {key: value for key, value in self._last.items() if key in kept}
+
+
+def robot_statuses(robot: RobotStreams, received_bytes_per_s: float = 0.0
+                   ) -> List[DiagnosticStatus]:
     """Return a mirrored robot's statuses: the robot with its mirrors' values, streams."""
     values: Dict[str, Any] = {'robot_id': robot.robot.id, 'name': robot.robot.name,
                               'namespace': robot.robot.namespace,
-                              'frame_prefix': robot.robot.frame_prefix}
+                              'frame_prefix': robot.robot.frame_prefix,
+                              'received_bytes_per_s': received_bytes_per_s,
+                              'watched': any(mirror.watched() for mirror in robot.mirrors)}
     for mirror in robot.mirrors:
         values.update(mirror.diagnostic_values())
     streams = [stream_status(stream) for stream in robot.streams]
     level = max((s.level for s in streams), default=OK)
-    message = 'all streams connected' if level == OK else 'some streams are not connected'
+    activity = ', '.join(mirror.activity() for mirror in robot.mirrors)
+    message = (f'{activity}; {received_bytes_per_s / 1000:.1f} kB/s from the cloud'
+               if level == OK else f'some streams are not connected; {activity}')
     warnings = [text for mirror in robot.mirrors for text in mirror.warnings()]
     if warnings:
         level, message = max(level, WARN), '; '.join([message] + warnings)
@@ -99,9 +123,13 @@ def contract_status(report: Optional[Report], base_url: str) -> DiagnosticStatus
     return status('contract', level, report.summary(), values)
 
 
-def fleet_statuses(fleet: FleetStatus, config: BridgeConfig) -> List[DiagnosticStatus]:
+def fleet_statuses(fleet: FleetStatus, config: BridgeConfig, rates: ReceiveRates,
+                   now: float) -> List[DiagnosticStatus]:
     """Return the selection's status, then one per robot: mirrored, offline or unmatched."""
     selected, mirrored, unmatched = fleet.selected, fleet.mirrored, fleet.unmatched
+    received = {robot_id: rates.rate(robot_id, sum(s.stats.bytes_in for s in entry.streams), now)
+                for robot_id, entry in mirrored.items()}
+    rates.forget_all_but(mirrored)
     offline = {robot_id: robot for robot_id, robot in selected.items()
                if robot.status == ROBOT_OFFLINE}
     if fleet.poll_error:
@@ -119,14 +147,17 @@ def fleet_statuses(fleet: FleetStatus, config: BridgeConfig) -> List[DiagnosticS
         'offline': len(offline), 'removed': fleet.removed, 'polls': fleet.polls,
         'poll_interval_s': float(config.robots_poll_interval_s),
         'shard': f'{config.shard_index} of {config.shard_count}',
-        'robots': ' '.join(config.robots), 'deny_robots': ' '.join(config.deny_robots)})]
+        'robots': ' '.join(config.robots), 'deny_robots': ' '.join(config.deny_robots),
+        'received_bytes_per_s': sum(received.values()),
+        'watched': sum(any(m.watched() for m in entry.mirrors) for entry in mirrored.values()),
+        'on_demand': config.mirror_on_demand})]
     for unmatched_entry, reason in unmatched.items():
         statuses.append(status(f'robot {unmatched_entry}', WARN, f'not mirrored: {reason}',
                                {'entry': unmatched_entry}))
     for robot_id, entry in mirrored.items():
         robot = offline.get(robot_id)
         if robot is None:
-            statuses += robot_statuses(entry)
+            statuses += robot_statuses(entry, received[robot_id])
             continue
         seen = robot.last_seen_at[0]
         last_seen = (time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seen)) if seen

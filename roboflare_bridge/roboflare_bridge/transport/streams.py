@@ -60,6 +60,7 @@ class StreamStats:
     errors: int = 0
     drops: int = 0
     unauthorized: bool = False
+    idle: bool = False  # its gate is closed: nothing downstream wants it, so not connected
     last_error: str = ''
     refused: Dict[str, int] = field(default_factory=dict)  # bound -> messages refused
 
@@ -120,9 +121,32 @@ def websocket_url(base_url: str, robot_id: str, stream: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, '', ''))
 
 
+class Gate:
+    """
+    Whether a stream is wanted: a StreamClient with a gate is connected only while it is open.
+
+    Open and closed from the asyncio loop (a mirror opens it while something local
+    subscribes); a stream whose gate closes ends its connection cleanly and waits.
+    """
+
+    def __init__(self, is_open: bool = False) -> None:
+        self.is_open = is_open
+        self._changed = asyncio.Event()
+
+    def set(self, is_open: bool) -> None:
+        if is_open != self.is_open:
+            self.is_open = is_open
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+
+    async def wait_until(self, is_open: bool) -> None:
+        while self.is_open != is_open:
+            await self._changed.wait()
+
+
 class StreamClient:
     """
-    One robot's stream, kept connected until :meth:`stop`.
+    One robot's stream, kept connected until :meth:`stop` (while its gate, if any, is open).
 
     Threads: everything runs on the asyncio loop; diagnostics read :attr:`stats` (plain
     values) from the executor's thread.
@@ -136,7 +160,8 @@ class StreamClient:
                  compression: bool = True,
                  backoff: Optional[Backoff] = None, healthy_after_s: float = 10.0,
                  open_timeout_s: float = 10.0, ping_interval_s: float = 10.0,
-                 ping_timeout_s: float = 10.0, close_timeout_s: float = 2.0) -> None:
+                 ping_timeout_s: float = 10.0, close_timeout_s: float = 2.0,
+                 gate: Optional[Gate] = None) -> None:
         self.robot_id = robot_id
         self.stream = stream
         self.url = websocket_url(base_url, robot_id, stream)  # safe to log: no token
@@ -155,6 +180,7 @@ class StreamClient:
         self._ping_interval_s = ping_interval_s
         self._ping_timeout_s = ping_timeout_s
         self._connection: Optional[WebSocketConnection] = None
+        self._gate = gate
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
 
@@ -165,6 +191,9 @@ class StreamClient:
     async def run(self) -> None:
         """Connect and receive until stopped, or until the server refuses the token."""
         while not self._stopping.is_set():
+            if self._gate is not None and not self._gate.is_open:
+                await self._idle()
+                continue
             started = time.monotonic()
             try:
                 await self._session()
@@ -207,7 +236,11 @@ class StreamClient:
         try:
             if self._on_connect is not None:
                 await self._on_connect(self)
-            await connection.wait_closed()
+            if self._gate is None:
+                await connection.wait_closed()
+            elif not await self._closed_or_unwanted(connection):
+                await connection.close()  # nothing wants it any more: a clean close
+                return
         finally:
             self._connection = None
             self.stats.connected = False
@@ -229,6 +262,34 @@ class StreamClient:
             self._record_error(f'closed by server (code {closed.rcvd.code})')
             return
         raise closed
+
+    async def _idle(self) -> None:
+        """Wait, disconnected, until the gate opens or the client stops."""
+        assert self._gate is not None
+        self.stats.idle = True
+        opened = asyncio.ensure_future(self._gate.wait_until(True))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({opened, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            opened.cancel()
+            stopping.cancel()
+            self.stats.idle = False
+        self._backoff.reset()  # a stream wanted again connects at once
+
+    async def _closed_or_unwanted(self, connection: WebSocketConnection) -> bool:
+        """Wait until the connection closes (True) or its gate closes (False)."""
+        assert self._gate is not None
+        closed = asyncio.ensure_future(connection.wait_closed())
+        unwanted = asyncio.ensure_future(self._gate.wait_until(False))
+        try:
+            await asyncio.wait({closed, unwanted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            unwanted.cancel()
+        if closed.done():
+            return True
+        closed.cancel()
+        return False
 
     def _receive(self, frame: Frame) -> None:
         self.stats.frames_in += 1
@@ -284,6 +345,7 @@ class StreamSpec:
     on_connect: Optional[Callable[[StreamClient], Awaitable[None]]] = None
     on_disconnect: Optional[Callable[[StreamClient], None]] = None
     options: Dict[str, Any] = field(default_factory=dict)
+    gate: Optional[Gate] = None  # connected only while it is open (None: always)
 
 
 class StreamConsumer(Protocol):
@@ -307,8 +369,8 @@ def open_stream(spec: StreamSpec, base_url: str, robot_id: str, token: Token,
     return StreamClient(base_url, robot_id, spec.stream, token, on_frame=spec.on_frame,
                         on_connect=spec.on_connect, on_disconnect=spec.on_disconnect,
                         ping_interval_s=ping_interval_s, ping_timeout_s=ping_timeout_s,
-                        **options)
+                        gate=spec.gate, **options)
 
 
-__all__ = ['Frame', 'handshake_status', 'open_stream', 'StreamClient', 'StreamConsumer',
+__all__ = ['Frame', 'Gate', 'handshake_status', 'open_stream', 'StreamClient', 'StreamConsumer',
            'StreamSpec', 'StreamStats', 'websocket_url']

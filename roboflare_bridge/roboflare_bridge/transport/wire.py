@@ -169,6 +169,10 @@ def subscribe_op(topic: str, throttle_ms: int = 0) -> str:
     return jsonutil.dumps(op)
 
 
+def unsubscribe_op(topic: str) -> str:
+    return jsonutil.dumps({'op': 'unsubscribe', 'topic': topic})
+
+
 LIST_TOPICS_OP = '{"op":"list_topics"}'
 
 

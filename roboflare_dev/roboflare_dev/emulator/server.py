@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, fields
 import logging
 import secrets
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Awaitable, Callable, DefaultDict, Dict, List, Optional, Set, Tuple
 
 from aiohttp import web, WSMsgType
 
@@ -120,6 +121,8 @@ class Emulator:
         self.port = self.config.port
         self.connections: Set[_Connection] = set()
         self.handshakes = 0
+        # robot -> stream -> bytes sent: what each robot's uplink would carry
+        self.sent_bytes: DefaultDict[str, Counter] = defaultdict(Counter)
         self.camera = CameraFeed(*self.config.camera_size)
         self._runner: Optional[web.AppRunner] = None
         self._ticker: Optional[asyncio.Task] = None
@@ -434,6 +437,7 @@ class Emulator:
         else:
             await conn.ws.send_str(frame)
         sent[0] += 1
+        self.sent_bytes[conn.robot_id][conn.stream] += len(frame)
         limit = self.faults.close_after_frames
         if limit and sent[0] >= limit:
             await conn.ws.close(code=1011, message=b'injected close')
@@ -723,6 +727,8 @@ class Emulator:
             entry['connections'] += 1
             entry['subscriptions'] += sorted(t for t in conn.subscriptions if t.startswith('/'))
         return _json({'handshakes': self.handshakes, 'streams': streams,
+                      'sent_bytes': {robot: dict(by_stream)
+                                     for robot, by_stream in self.sent_bytes.items()},
                       'deployments': len(self.world.deployments),
                       'uploaded_records': {robot: len(records) for robot, records
                                            in self.world.uploaded_logs.items()},
