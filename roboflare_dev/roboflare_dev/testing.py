@@ -56,8 +56,9 @@ class FakePublisher:
     """
 
     def __init__(self, cls: Optional[type] = None, topic: str = '', qos: Any = None,
-                 subscribers: int = 0) -> None:
+                 subscribers: int = 0, event_callbacks: Any = None) -> None:
         self.cls, self.topic, self.qos, self.subscribers = cls, topic, qos, subscribers
+        self.event_callbacks = event_callbacks
         self.messages: List[Any] = []
         self.serialised = 0  # messages published as CDR (kept deserialised in messages)
         self.published = threading.Semaphore(0)  # one release per message
@@ -75,14 +76,22 @@ class FakePublisher:
     def get_subscription_count(self) -> int:
         return self.subscribers
 
+    def match(self, subscribers: int) -> None:
+        """Have ``subscribers`` matched now, and say so as rclpy's matched event does."""
+        self.subscribers = subscribers
+        matched = getattr(self.event_callbacks, 'matched', None)
+        if matched is not None:
+            matched(None)
+
 
 def fake_publishers(subscribers: int = 0) -> Tuple[Callable[..., FakePublisher],
                                                    Dict[str, FakePublisher]]:
     """Return a ``create_publisher(cls, topic, qos)`` stand-in and the publishers by topic."""
     publishers: Dict[str, FakePublisher] = {}
 
-    def create_publisher(cls: type, topic: str, qos: Any) -> FakePublisher:
-        publishers[topic] = FakePublisher(cls, topic, qos, subscribers)
+    def create_publisher(cls: type, topic: str, qos: Any,
+                         event_callbacks: Any = None) -> FakePublisher:
+        publishers[topic] = FakePublisher(cls, topic, qos, subscribers, event_callbacks)
         return publishers[topic]
     return create_publisher, publishers
 

@@ -1,0 +1,190 @@
+# Copyright 2026 Roboflare developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Local demand: topics, cameras and logs flow from a robot only while something subscribes."""
+
+import asyncio
+import json
+
+import pytest
+from roboflare_bridge.mirror.camera import CameraMirror
+from roboflare_bridge.mirror.demand import Demand, MATCHED_EVENTS
+from roboflare_bridge.mirror.remote_logs import LogMirror
+from roboflare_bridge.mirror.topics import TopicMirror
+from roboflare_dev.testing import fake_publishers, FakeStream
+from sensor_msgs.msg import CompressedImage
+
+LINGER_S = 0.2
+LISTING = json.dumps({'op': 'topics', 'topics': [
+    {'topic': '/odom', 'type': 'nav_msgs/msg/Odometry'},
+    {'topic': '/scan', 'type': 'sensor_msgs/msg/LaserScan'},
+    {'topic': '/tf', 'type': 'tf2_msgs/msg/TFMessage'},
+    {'topic': '/map', 'type': 'nav_msgs/msg/OccupancyGrid'},  # latched
+    {'topic': '/tf_static', 'type': 'tf2_msgs/msg/TFMessage'},  # latched
+    {'topic': '/exotic', 'type': 'exotic_msgs/msg/Thing'}]})  # not installed here
+
+
+async def settle() -> None:
+    """Let the loop run what is due now (recounts handed over, sends scheduled)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_matched_events_are_what_this_rclpy_offers():
+    assert MATCHED_EVENTS  # Jazzy and Kilted: no poll needed
+
+
+def test_demand_starts_at_once_and_ends_only_after_lingering_with_nobody_back():
+    async def scenario():
+        changes = []
+        demand = Demand(asyncio.get_running_loop(), LINGER_S, changes.append)
+        factory, publishers = fake_publishers()
+        demand.publisher(factory, CompressedImage, '/a', None)
+        demand.publisher(factory, CompressedImage, '/b', None)
+        await settle()
+        assert changes == [] and not demand.wanted
+        publishers['/b'].match(1)
+        await settle()
+        assert changes == [True]
+        publishers['/b'].match(0)  # a display toggled off ...
+        await asyncio.sleep(LINGER_S / 4)
+        publishers['/a'].match(2)  # ... and another subscriber comes within the linger
+        await asyncio.sleep(LINGER_S * 2)
+        assert changes == [True]  # no thrash
+        publishers['/a'].match(0)
+        await asyncio.sleep(LINGER_S / 2)
+        assert changes == [True]  # still lingering
+        await asyncio.sleep(LINGER_S * 2)
+        assert changes == [True, False] and not demand.wanted
+        demand.stop()
+    asyncio.run(scenario())
+
+
+def mirror_on_demand(factory):
+    return TopicMirror('robot_1', '/roboflare/robot_1', 'robot_1/', factory,
+                       throttle_ms={'/scan': 200}, on_demand=True, linger_s=LINGER_S)
+
+
+def test_every_listed_topic_is_advertised_at_once_and_only_latched_ones_stream():
+    async def scenario():
+        factory, publishers = fake_publishers()
+        mirror = mirror_on_demand(factory)
+        stream = FakeStream()
+        await mirror.on_connect(stream)
+        mirror.on_frame(LISTING)
+        await settle()
+        mirror.stop()
+        return stream.sent, publishers, mirror.stats
+    sent, publishers, stats = asyncio.run(scenario())
+    assert set(publishers) == {'/roboflare/robot_1/odom', '/roboflare/robot_1/scan', '/tf',
+                               '/roboflare/robot_1/map'}  # /tf_static: one for every robot
+    assert sent == [{'op': 'list_topics'}, {'op': 'subscribe', 'topic': '/map'},
+                    {'op': 'subscribe', 'topic': '/tf_static'}]
+    assert (stats.subscribed, stats.listed) == (2, 5)
+
+
+def test_a_topic_streams_while_subscribed_and_is_let_go_after_the_linger():
+    async def scenario():
+        factory, publishers = fake_publishers()
+        watched = []
+        mirror = TopicMirror('robot_1', '/roboflare/robot_1', 'robot_1/', factory,
+                             throttle_ms={'/scan': 200}, on_demand=True, linger_s=LINGER_S,
+                             on_watched=lambda: watched.append(mirror.watched()))
+        stream = FakeStream()
+        await mirror.on_connect(stream)
+        mirror.on_frame(LISTING)
+        await settle()
+        stream.sent.clear()
+        publishers['/roboflare/robot_1/scan'].match(1)
+        await settle()
+        subscribed = list(stream.sent)
+        assert mirror.activity() == 'streaming 3 of 5 topics'
+        # The stream drops and comes back: what is watched is subscribed again.
+        mirror.on_disconnect(stream)
+        await mirror.on_connect(stream)
+        mirror.on_frame(LISTING)
+        await settle()
+        again = stream.sent[len(subscribed):]
+        publishers['/roboflare/robot_1/scan'].match(0)
+        await asyncio.sleep(LINGER_S * 3)
+        released = stream.sent[len(subscribed) + len(again):]
+        mirror.stop()
+        return subscribed, again, released, watched, mirror.activity()
+    subscribed, again, released, watched, activity = asyncio.run(scenario())
+    assert subscribed == [{'op': 'subscribe', 'topic': '/scan', 'throttle_ms': 200}]
+    assert {'op': 'subscribe', 'topic': '/scan', 'throttle_ms': 200} in again
+    assert released == [{'op': 'unsubscribe', 'topic': '/scan'}]
+    assert watched == [True, False] and activity == 'streaming 2 of 5 topics'
+
+
+def test_tf_streams_from_every_robot_while_tf_has_a_local_subscriber():
+    async def scenario():
+        factory, publishers = fake_publishers()
+        streams = []
+        for robot in ('robot_1', 'robot_2'):
+            mirror = TopicMirror(robot, f'/roboflare/{robot}', f'{robot}/',
+                                 lambda cls, topic, qos, **events: factory(
+                                     cls, f'{robot}:{topic}', qos, **events),
+                                 on_demand=True, linger_s=LINGER_S)
+            stream = FakeStream()
+            await mirror.on_connect(stream)
+            mirror.on_frame(LISTING)
+            streams.append(stream)
+        await settle()
+        for publisher in (publishers['robot_1:/tf'], publishers['robot_2:/tf']):
+            publisher.match(1)  # rviz's one /tf subscription matches every robot's publisher
+        await settle()
+        return streams
+    streams = asyncio.run(scenario())
+    assert all({'op': 'subscribe', 'topic': '/tf'} in stream.sent for stream in streams)
+
+
+@pytest.mark.parametrize('kind', ['camera', 'logs'])
+def test_a_camera_or_log_stream_is_gated_by_its_topics_subscribers(kind):
+    async def scenario():
+        factory, publishers = fake_publishers()
+        if kind == 'camera':
+            mirror = CameraMirror('robot_1', '/roboflare/robot_1', 'robot_1/camera', factory,
+                                  lambda: (0, 0), None, 1 << 20, True, LINGER_S)
+            topic = '/roboflare/robot_1/camera/image_raw/compressed'
+        else:
+            mirror = LogMirror('robot_1', '/roboflare/robot_1', factory, True, LINGER_S)
+            topic = '/roboflare/robot_1/rosout'
+        gate = mirror.stream_spec().gate
+        await settle()
+        states = [gate.is_open]
+        publishers[topic].match(1)
+        await settle()
+        states.append(gate.is_open)
+        publishers[topic].match(0)
+        await asyncio.sleep(LINGER_S * 3)
+        states.append(gate.is_open)
+        mirror.stop()
+        return states
+    assert asyncio.run(scenario()) == [False, True, False]
+
+
+def test_without_demand_everything_streams_as_it_always_did():
+    async def scenario():
+        factory, publishers = fake_publishers()
+        mirror = TopicMirror('robot_1', '/roboflare/robot_1', 'robot_1/', factory)
+        stream = FakeStream()
+        await mirror.on_connect(stream)
+        mirror.on_frame(LISTING)
+        await settle()
+        camera = CameraMirror('robot_1', '/r', 'f', factory, lambda: (0, 0), None, 1 << 20)
+        return stream.sent, publishers, camera.stream_spec().gate
+    sent, publishers, gate = asyncio.run(scenario())
+    assert [op['topic'] for op in sent[1:]] == ['/odom', '/scan', '/tf', '/map', '/tf_static']
+    assert set(publishers) == {'/r/camera/image_raw/compressed'}  # topics' on first message
+    assert gate is None
