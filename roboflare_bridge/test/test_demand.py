@@ -17,11 +17,12 @@ import asyncio
 import json
 
 import pytest
+from roboflare_bridge.mirror import demand as demand_module
 from roboflare_bridge.mirror.camera import CameraMirror
 from roboflare_bridge.mirror.demand import Demand, MATCHED_EVENTS
 from roboflare_bridge.mirror.remote_logs import LogMirror
 from roboflare_bridge.mirror.topics import TopicMirror
-from roboflare_dev.testing import fake_publishers, FakeStream
+from roboflare_dev.testing import fake_publishers, FakeStream, run_in_virtual_time
 from sensor_msgs.msg import CompressedImage
 
 LINGER_S = 0.2
@@ -67,7 +68,7 @@ def test_demand_starts_at_once_and_ends_only_after_lingering_with_nobody_back():
         await asyncio.sleep(LINGER_S * 2)
         assert changes == [True, False] and not demand.wanted
         demand.stop()
-    asyncio.run(scenario())
+    run_in_virtual_time(scenario())
 
 
 def mirror_on_demand(factory):
@@ -85,7 +86,7 @@ def test_every_listed_topic_is_advertised_at_once_and_only_latched_ones_stream()
         await settle()
         mirror.stop()
         return stream.sent, publishers, mirror.stats
-    sent, publishers, stats = asyncio.run(scenario())
+    sent, publishers, stats = run_in_virtual_time(scenario())
     assert set(publishers) == {'/roboflare/robot_1/odom', '/roboflare/robot_1/scan', '/tf',
                                '/roboflare/robot_1/map'}  # /tf_static: one for every robot
     assert sent == [{'op': 'list_topics'}, {'op': 'subscribe', 'topic': '/map'},
@@ -120,7 +121,7 @@ def test_a_topic_streams_while_subscribed_and_is_let_go_after_the_linger():
         released = stream.sent[len(subscribed) + len(again):]
         mirror.stop()
         return subscribed, again, released, watched, mirror.activity()
-    subscribed, again, released, watched, activity = asyncio.run(scenario())
+    subscribed, again, released, watched, activity = run_in_virtual_time(scenario())
     assert subscribed == [{'op': 'subscribe', 'topic': '/scan', 'throttle_ms': 200}]
     assert {'op': 'subscribe', 'topic': '/scan', 'throttle_ms': 200} in again
     assert released == [{'op': 'unsubscribe', 'topic': '/scan'}]
@@ -145,7 +146,7 @@ def test_tf_streams_from_every_robot_while_tf_has_a_local_subscriber():
             publisher.match(1)  # rviz's one /tf subscription matches every robot's publisher
         await settle()
         return streams
-    streams = asyncio.run(scenario())
+    streams = run_in_virtual_time(scenario())
     assert all({'op': 'subscribe', 'topic': '/tf'} in stream.sent for stream in streams)
 
 
@@ -171,7 +172,7 @@ def test_a_camera_or_log_stream_is_gated_by_its_topics_subscribers(kind):
         states.append(gate.is_open)
         mirror.stop()
         return states
-    assert asyncio.run(scenario()) == [False, True, False]
+    assert run_in_virtual_time(scenario()) == [False, True, False]
 
 
 def test_without_demand_everything_streams_as_it_always_did():
@@ -184,7 +185,49 @@ def test_without_demand_everything_streams_as_it_always_did():
         await settle()
         camera = CameraMirror('robot_1', '/r', 'f', factory, lambda: (0, 0), None, 1 << 20)
         return stream.sent, publishers, camera.stream_spec().gate
-    sent, publishers, gate = asyncio.run(scenario())
+    sent, publishers, gate = run_in_virtual_time(scenario())
     assert [op['topic'] for op in sent[1:]] == ['/odom', '/scan', '/tf', '/map', '/tf_static']
     assert set(publishers) == {'/r/camera/image_raw/compressed'}  # topics' on first message
     assert gate is None
+
+
+def test_where_rclpy_has_no_matched_events_a_poll_finds_subscribers(monkeypatch):
+    monkeypatch.setattr(demand_module, 'MATCHED_EVENTS', False)
+
+    async def scenario():
+        changes = []
+        demand = Demand(asyncio.get_running_loop(), LINGER_S, changes.append)
+        factory, publishers = fake_publishers()
+        publisher = demand.publisher(factory, CompressedImage, '/a', None)
+        assert publisher.event_callbacks is None
+        await asyncio.sleep(demand_module.POLL_S * 2)
+        publisher.subscribers = 1  # no event says so: only the counts do
+        await asyncio.sleep(demand_module.POLL_S * 1.5)
+        started = list(changes)
+        publisher.subscribers = 0
+        await asyncio.sleep(LINGER_S + demand_module.POLL_S * 1.5)
+        demand.stop()
+        return started, changes
+    assert run_in_virtual_time(scenario()) == ([True], [True, False])
+
+
+def test_a_subscription_made_while_the_stream_is_down_is_sent_once_it_is_back():
+    async def scenario():
+        factory, publishers = fake_publishers()
+        mirror = mirror_on_demand(factory)
+        stream = FakeStream()
+        await mirror.on_connect(stream)
+        mirror.on_frame(LISTING)
+        await settle()
+        mirror.on_disconnect(stream)
+        publishers['/roboflare/robot_1/odom'].match(1)  # while reconnecting
+        await settle()
+        stream.sent.clear()
+        await mirror.on_connect(stream)
+        mirror.on_frame(LISTING)
+        await settle()
+        mirror.stop()
+        return stream.sent
+    sent = run_in_virtual_time(scenario())
+    assert {'op': 'subscribe', 'topic': '/odom'} in sent
+    assert sent.index({'op': 'list_topics'}) == 0

@@ -22,7 +22,7 @@ import pytest
 from roboflare_bridge.mirror.remote_logs import LogMirror
 from roboflare_bridge.transport.backoff import Backoff
 from roboflare_bridge.transport.credentials import Token
-from roboflare_bridge.transport.streams import StreamClient, websocket_url
+from roboflare_bridge.transport.streams import Gate, StreamClient, websocket_url
 from roboflare_bridge.transport.wire import (
     ECHO_STREAM, EchoTopics, LIST_TOPICS_OP, LOGS_STREAM, MAX_LOG_FRAME_BYTES,
     parse_echo_frame, subscribe_op,
@@ -68,6 +68,36 @@ def test_receives_frames_and_counts_them(emulator):
         await client.stop()
         await asyncio.wait_for(task, 5)
         assert not client.stats.connected
+    asyncio.run(scenario())
+
+
+def test_a_gated_stream_is_connected_only_while_its_gate_is_open(emulator):
+    async def scenario():
+        connections = asyncio.Queue()
+
+        async def on_connect(client):
+            await connections.put(client.stats.connects)
+            await client.send(LIST_TOPICS_OP)
+        gate = Gate()
+        client, frames = make_client(emulator, on_connect=on_connect, gate=gate)
+        task = asyncio.ensure_future(client.run())
+        await wait_until(lambda: client.stats.idle, 5)
+        assert connections.empty() and not client.stats.connected
+        gate.open_if(True)
+        assert await asyncio.wait_for(connections.get(), 5) == 1
+        await next_topics(frames)
+        gate.open_if(False)  # nothing wants it any more: a clean close, then waiting
+        await wait_until(lambda: client.stats.idle and not client.stats.connected, 5)
+        await wait_until(lambda: 'rbt_0001/ros/topics/echo' not in streams(), 5,
+                         'the server saw the close')
+        assert client.stats.reconnects == 0 and client.stats.errors == 0
+        gate.open_if(True)
+        assert await asyncio.wait_for(connections.get(), 5) == 2
+        await client.stop()
+        await asyncio.wait_for(task, 5)
+
+    def streams():
+        return emulator.control('GET', '/_emulator/stats')['streams']
     asyncio.run(scenario())
 
 

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 import json as json_module
 import os
 from pathlib import Path
+import selectors
 import signal
 import subprocess
 import sys
@@ -107,6 +108,45 @@ class FakeStream:
         self.sent.append(json_module.loads(frame))
         self.sent_at.append(asyncio.get_running_loop().time())
         return True
+
+
+class _VirtualSelector(selectors.DefaultSelector):
+    """A selector whose waits advance a virtual clock instead of passing real time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+
+    def select(self, timeout: Optional[float] = None) -> Any:
+        if timeout is not None:
+            self.now += timeout  # nothing ready before the next timer: jump to it
+            timeout = 0
+        return super().select(timeout)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """
+    An event loop on a virtual clock: timers fire in order, at once, never late.
+
+    What a test asserts about lingers and deadlines then depends on their order alone,
+    not on how loaded the machine is (``asyncio.sleep(0.5)`` returns at once, at 0.5).
+    """
+
+    def __init__(self) -> None:
+        self._virtual = _VirtualSelector()
+        super().__init__(self._virtual)
+
+    def time(self) -> float:
+        return self._virtual.now
+
+
+def run_in_virtual_time(coroutine: Any) -> Any:
+    """Run ``coroutine`` to its end on a :class:`VirtualTimeLoop`; return its result."""
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
 
 
 @contextmanager
@@ -492,4 +532,5 @@ __all__: List[str] = ['EmulatorThread', 'EmulatorProcess', 'RosHarness', 'Bridge
                       'Collector', 'FakePublisher', 'FakeStream', 'fake_publishers',
                       'diagnostics_values', 'rss_bytes', 'wait_future', 'wait_until',
                       'wait_until_true', 'start_python', 'stop_process', 'executable',
-                      'ros_subprocess_env', 'small_filesystem', 'fill_filesystem']
+                      'ros_subprocess_env', 'small_filesystem', 'fill_filesystem',
+                      'run_in_virtual_time', 'VirtualTimeLoop']

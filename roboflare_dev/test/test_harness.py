@@ -13,10 +13,12 @@
 # limitations under the License.
 """The test harness's rclpy node reports a dead executor instead of letting tests time out."""
 
+import asyncio
 import threading
+import time
 
 import pytest
-from roboflare_dev.testing import Collector, RosHarness
+from roboflare_dev.testing import Collector, RosHarness, run_in_virtual_time
 from std_msgs.msg import String
 
 
@@ -52,3 +54,21 @@ def test_destroy_runs_on_the_executor_and_the_node_keeps_spinning(harness):
     assert subscription not in list(harness.node.subscriptions)
     harness.destroy(timer)
     harness.check()
+
+
+def test_virtual_time_runs_timers_in_order_without_waiting_for_them():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        fired = []
+        for delay in (30.0, 10.0, 20.0):
+            loop.call_later(delay, lambda d=delay: fired.append((d, loop.time())))
+        began = loop.time()
+        await asyncio.sleep(25.0)
+        halfway = list(fired)
+        await asyncio.sleep(10.0)
+        return halfway, fired, loop.time() - began
+    started = time.monotonic()
+    halfway, fired, elapsed = run_in_virtual_time(scenario())
+    assert halfway == [(10.0, 10.0), (20.0, 20.0)]
+    assert fired[-1] == (30.0, 30.0) and elapsed == 35.0
+    assert time.monotonic() - started < 5.0  # 35 virtual seconds, not real ones

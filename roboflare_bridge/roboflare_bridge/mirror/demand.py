@@ -114,7 +114,7 @@ def gated(linger_s: float, on_watched: Callable[[], None]) -> Tuple[Demand, Gate
     gate = Gate()
 
     def changed(wanted: bool) -> None:
-        gate.set(wanted)
+        gate.open_if(wanted)
         on_watched()
     return Demand(asyncio.get_running_loop(), linger_s, changed), gate
 

@@ -17,12 +17,12 @@ Topic mirroring: one robot's ``ros/topics/echo`` stream republished as typed loc
 On every (re)connection the mirror lists the remote topics and subscribes to those the
 ``topics`` and ``deny_topics`` globs select. On demand (``mirror_on_demand``), every
 selected topic gets its local publisher from the listing at once, but flows from the robot
-only while something local subscribes to it (demand.py), latched topics always. Each message frame is serialised straight from
-its JSON (cdr_writer.py) or, when that fast path declines it, decoded by the codec (which judges
-bad input), with the robot's frame prefix applied to header frame ids, ``child_frame_id``
-and TF transforms, and published under the robot's namespace (a loop pass's messages
-together: publish_batch); remote ``/tf`` and ``/tf_static`` go to the global topics so one
-rviz sees every robot. Latched topics are published transient-local (topic_qos). A bad frame
+only while something local subscribes to it (demand.py), latched topics always. Each
+message frame is serialised straight from its JSON (cdr_writer.py) or, when that fast path
+declines it, decoded by the codec (which judges bad input), with the robot's frame prefix
+applied to header frame ids, ``child_frame_id`` and TF transforms, and published under the
+robot's namespace (a loop pass's messages together: publish_batch); remote ``/tf`` and
+``/tf_static`` go to the global topics so one rviz sees every robot. Latched topics are published transient-local (topic_qos). A bad frame
 is dropped and counted, an unknown type is warned about once, a frame over
 ``echo_max_frame_bytes`` is refused by topic: nothing else stops.
 """

@@ -133,7 +133,8 @@ class Gate:
         self.is_open = is_open
         self._changed = asyncio.Event()
 
-    def set(self, is_open: bool) -> None:
+    def open_if(self, is_open: bool) -> None:
+        """Open the gate, or close it (wakes whoever waits for the change)."""
         if is_open != self.is_open:
             self.is_open = is_open
             changed, self._changed = self._changed, asyncio.Event()

@@ -123,6 +123,7 @@ class Emulator:
         self.handshakes = 0
         # robot -> stream -> bytes sent: what each robot's uplink would carry
         self.sent_bytes: DefaultDict[str, Counter] = defaultdict(Counter)
+        self.echo_ops: DefaultDict[str, Counter] = defaultdict(Counter)  # per robot, per op
         self.camera = CameraFeed(*self.config.camera_size)
         self._runner: Optional[web.AppRunner] = None
         self._ticker: Optional[asyncio.Task] = None
@@ -554,6 +555,8 @@ class Emulator:
             if not isinstance(op, dict):
                 return await status('frame is not a JSON object')
             kind, topic = op.get('op'), op.get('topic')
+            if kind in ('list_topics', 'subscribe', 'unsubscribe'):
+                self.echo_ops[conn.robot_id][kind] += 1
             if kind == 'list_topics':
                 await self._send(conn, contract.dumps({'op': 'topics', 'topics': [
                     {'topic': s.name, 'type': s.type} for s in TOPICS]}), sent)
@@ -729,6 +732,7 @@ class Emulator:
         return _json({'handshakes': self.handshakes, 'streams': streams,
                       'sent_bytes': {robot: dict(by_stream)
                                      for robot, by_stream in self.sent_bytes.items()},
+                      'echo_ops': {robot: dict(ops) for robot, ops in self.echo_ops.items()},
                       'deployments': len(self.world.deployments),
                       'uploaded_records': {robot: len(records) for robot, records
                                            in self.world.uploaded_logs.items()},
