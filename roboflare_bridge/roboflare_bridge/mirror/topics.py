@@ -22,9 +22,10 @@ message frame is serialised straight from its JSON (cdr_writer.py) or, when that
 declines it, decoded by the codec (which judges bad input), with the robot's frame prefix
 applied to header frame ids, ``child_frame_id`` and TF transforms, and published under the
 robot's namespace (a loop pass's messages together: publish_batch); remote ``/tf`` and
-``/tf_static`` go to the global topics so one rviz sees every robot. Latched topics are published transient-local (topic_qos). A bad frame
-is dropped and counted, an unknown type is warned about once, a frame over
-``echo_max_frame_bytes`` is refused by topic: nothing else stops.
+``/tf_static`` go to the global topics so one rviz sees every robot. Latched topics are
+published transient-local (topic_qos). A bad frame is dropped and counted, an unknown type
+is warned about once, a frame over ``echo_max_frame_bytes`` is refused by topic: nothing
+else stops.
 """
 
 from __future__ import annotations
