@@ -127,24 +127,32 @@ class BridgeProcess(testing.BridgeProcess):
 
 SUBSCRIBER = """
 from roboflare_bridge.codec.message_types import message_class
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 import sys, rclpy
 rclpy.init()
 node = rclpy.create_node('bench_subscriber')
-for topic, type_name in zip(sys.argv[1::2], sys.argv[2::2]):
-    node.create_subscription(message_class(type_name), topic, lambda data: None, 1000,
-                             raw=True)
+reliability = ReliabilityPolicy.BEST_EFFORT if sys.argv[1] == 'best_effort' else None
+qos = QoSProfile(depth=1000, **({'reliability': reliability} if reliability else {}))
+for topic, type_name in zip(sys.argv[2::2], sys.argv[3::2]):
+    node.create_subscription(message_class(type_name), topic, lambda data: None, qos, raw=True)
 rclpy.spin(node)
 """
 
 
 class RemoteSubscriber:
-    """Raw subscriptions on (topic, type) pairs in a process of their own."""
+    """
+    Raw subscriptions on (topic, type) pairs in a process of their own.
 
-    def __init__(self, topics: Sequence[Tuple[str, str]]) -> None:
+    Reliable by default; ``best_effort`` subscriptions match every publisher, best-effort
+    ones (a camera's) too.
+    """
+
+    def __init__(self, topics: Sequence[Tuple[str, str]], best_effort: bool = False) -> None:
         arguments = [item for pair in topics for item in pair]
         # No output: a process slow to stop must not hold the bench's pipes open.
-        self.process = subprocess.Popen([sys.executable, '-c', SUBSCRIBER, *arguments],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [sys.executable, '-c', SUBSCRIBER, 'best_effort' if best_effort else 'reliable',
+             *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def close(self) -> None:
         testing.stop_process(self.process, signal.SIGTERM, 10)  # SIGKILL if it lingers

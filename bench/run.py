@@ -46,6 +46,9 @@ PARTS = {
                                   '--seconds', '10'],
                ['--kinds', 'echo', '--robots', '2', '--shards', '2', '--seconds', '1',
                 '--flood-rate-scale', '3']),
+    # 50 robots at nominal rates: what streams, by what is watched (mirror_on_demand).
+    'demand': ('demand_bench.py', ['--robots', '50', '--seconds', '10'],
+               ['--robots', '2', '--seconds', '1', '--warmup', '0.5']),
     'soak': ('soak.py', ['--minutes', '5'],
              ['--robots', '2', '--minutes', '0.05', '--warmup', '1']),
 }
@@ -129,6 +132,9 @@ def summary(results: dict) -> None:
         print(f'\n{results["shards"][0]["robots"]} robots at nominal rates, by bridge '
               'processes sharing them:')
         print_table(results['shards'])
+    if results.get('demand'):
+        from demand_bench import print_table as print_demand
+        print_demand(results['demand'])
     if results.get('soak'):
         s = results['soak']
         print(f'\nsoak, {s["robots"]} robots for {s["minutes"]} min: RSS {s["start_kb"]:,} kB '

@@ -101,7 +101,12 @@ def test_bench_smoke(tmp_path):
     [two_bridges] = results['shards']
     assert two_bridges['shards'] == 2 and 'error' not in two_bridges, two_bridges
     assert two_bridges['throughput']['messages'] > 0
+    demand = {cell['cell']: cell for cell in results['demand']['cells']}
+    assert all('error' not in cell for cell in demand.values()), demand
+    assert demand['nothing watched']['by_stream_kb_per_s'].get('camera/ws', 0) == 0
+    assert demand['on demand off']['by_stream_kb_per_s']['camera/ws'] > 0
+    assert demand['one robot watched']['upstream_kb_per_s'] > 0
     assert results['soak']['start_kb'] > 0 and len(results['soak']['rss_kb']) >= 2
     for heading in ('websocket receive, topic echo', 'topic echo', 'camera decoded',
-                    'log forwarding', 'soak, 2 robots'):
+                    'log forwarding', 'one robot watched', 'soak, 2 robots'):
         assert heading in result.stdout

@@ -17,10 +17,12 @@ import asyncio
 import json
 
 import pytest
+import rclpy
 from roboflare_bridge.mirror import demand as demand_module
 from roboflare_bridge.mirror.camera import CameraMirror
 from roboflare_bridge.mirror.demand import Demand, MATCHED_EVENTS
 from roboflare_bridge.mirror.remote_logs import LogMirror
+from roboflare_bridge.mirror.topic_qos import lean_publishers
 from roboflare_bridge.mirror.topics import TopicMirror
 from roboflare_dev.testing import fake_publishers, FakeStream, run_in_virtual_time
 from sensor_msgs.msg import CompressedImage
@@ -231,3 +233,24 @@ def test_a_subscription_made_while_the_stream_is_down_is_sent_once_it_is_back():
     sent = run_in_virtual_time(scenario())
     assert {'op': 'subscribe', 'topic': '/odom'} in sent
     assert sent.index({'op': 'list_topics'}) == 0
+
+
+def test_mirror_publishers_carry_one_event_handler_at_most():
+    """Keep the fleet's publishers lean: rclpy's executor walks every handler at each wake."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('lean_publishers', context=context)
+    try:
+        create = lean_publishers(node.create_publisher)
+        node.create_publisher(CompressedImage, 'plain', 1)
+        defaults = len(list(node.waitables))  # what rclpy gives a publisher otherwise
+        assert defaults >= 1
+        create(CompressedImage, 'lean', 1)
+        assert len(list(node.waitables)) == defaults  # none: the defaults only warn
+        loop = asyncio.new_event_loop()
+        Demand(loop, LINGER_S, print).publisher(create, CompressedImage, 'watched', 1)
+        loop.close()
+        assert len(list(node.waitables)) == defaults + (1 if MATCHED_EVENTS else 0)
+    finally:
+        node.destroy_node()
+        context.try_shutdown()

@@ -42,7 +42,7 @@ from ..mirror import camera, remote_logs, topics
 from ..mirror.camera import DecodeWorker, receipt_clock
 from ..mirror.capability import Build, Mirror, MirrorContext, RemoteRobot
 from ..mirror.static_transforms import StaticTransforms
-from ..mirror.topic_qos import LATCHED, qos_profile, QosRules, TF_STATIC_TOPIC
+from ..mirror.topic_qos import LATCHED, lean_publishers, qos_profile, QosRules, TF_STATIC_TOPIC
 from ..parameters import BridgeConfig
 from ..transport.backoff import retry_backoff
 from ..transport.credentials import Token
@@ -91,8 +91,10 @@ class Fleet:
     wait set).
     """
 
-    def __init__(self, node: Any, config: BridgeConfig, api: ApiClient, token: Token) -> None:
+    def __init__(self, node: Any, config: BridgeConfig, api: ApiClient, token: Token,
+                 mirror_node: Any = None) -> None:
         self._node = node
+        self._mirror_node = mirror_node or node  # owns the mirrors' publishers
         self._config = config
         self._api = api
         self._token = token
@@ -240,8 +242,8 @@ class Fleet:
     def _destroy_publishers(self, publishers: List[Any]) -> None:
         def destroy() -> None:
             for publisher in publishers:
-                self._node.destroy_publisher(publisher)
-        executor = self._node.executor
+                self._mirror_node.destroy_publisher(publisher)
+        executor = self._mirror_node.executor
         if executor is None:
             destroy()
         else:
@@ -264,7 +266,7 @@ class Fleet:
 
     def _mirrors(self, robot: RemoteRobot) -> List[Mirror]:
         """Return what the configuration mirrors of a robot."""
-        context = MirrorContext(self._config, self._node.create_publisher,
+        context = MirrorContext(self._config, lean_publishers(self._mirror_node.create_publisher),
                                 self._static_transforms, self._camera_clock, self.decode_worker,
                                 self._publish_status)
         built = (build(robot, context) for build in MIRRORS)

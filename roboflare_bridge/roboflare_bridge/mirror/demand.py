@@ -58,7 +58,7 @@ class Demand:
                   qos: QoSProfile) -> Any:
         """Create a publisher whose subscribers this demand counts."""
         if MATCHED_EVENTS:
-            events = PublisherEventCallbacks(matched=self._matched)
+            events = PublisherEventCallbacks(matched=self._matched, use_default_callbacks=False)
             publisher = create_publisher(cls, topic, qos, event_callbacks=events)
         else:
             publisher = create_publisher(cls, topic, qos)

@@ -115,7 +115,14 @@ class RoboflareBridge(Node):
             self.control_plane = ControlPlane(self, self.loop, self.api,
                                               self.config.request_timeout_s,
                                               self.config.deploy_poll_interval_s)
-        self.fleet = Fleet(self, self.config, self.api, credentials.token)
+        # The mirrors' publishers (hundreds in a fleet) live on a node of their own, spun by
+        # an executor of their own (main): rclpy's executor walks every publisher's event
+        # handler at each wake-up, so on this node every timer tick and service call would
+        # pay for the whole fleet; there they cost only when a subscriber comes or goes.
+        self.mirror_node = Node(f'{self.get_name()}_mirrors', namespace=self.get_namespace(),
+                                context=self.context, use_global_arguments=False,
+                                start_parameter_services=False, enable_rosout=False)
+        self.fleet = Fleet(self, self.config, self.api, credentials.token, self.mirror_node)
         # The contract check first: list calls wait for it (does the API paginate?).
         self._running = [self.loop.submit(self.api.watch_contract()),
                          self.loop.submit(self.fleet.run())]
@@ -210,7 +217,7 @@ def main(args: Optional[List[str]] = None) -> None:
 
     The bridge handles the signals itself instead of rclpy, so that it can stop its streams
     and flush the log spool while the ROS context is still valid, and only then shut ROS
-    down: the executor spins in its own thread, the main thread waits for a signal.
+    down: the executors spin in threads of their own, the main thread waits for a signal.
     """
     # First: a stop requested while ROS initialises is kept, not lost (or ignored, when the
     # bridge was started with SIGINT ignored, as background jobs of scripts are). The handler
@@ -231,12 +238,17 @@ def main(args: Optional[List[str]] = None) -> None:
         sys.exit(1)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
+    mirror_executor = SingleThreadedExecutor()
+    mirror_executor.add_node(node.mirror_node)
     # What start-up built (rclpy, the message types, the node) lives as long as the process.
     # Frozen, it is no longer walked by the collector's older-generation passes, which the
     # messages in flight trigger: 5 % of the bridge's CPU when mirroring flat out, 1 % after.
     gc.freeze()
-    spinner = threading.Thread(target=_spin, args=(executor, stop), name='rclpy-executor')
-    spinner.start()
+    spinners = [threading.Thread(target=_spin, args=(executor, stop), name='rclpy-executor'),
+                threading.Thread(target=_spin, args=(mirror_executor, stop),
+                                 name='rclpy-mirrors')]
+    for spinner in spinners:
+        spinner.start()
     try:
         while not signalled and not stop.wait(0.5):
             pass
@@ -245,9 +257,12 @@ def main(args: Optional[List[str]] = None) -> None:
     finally:
         # The executor stops first: destroying services and timers while it waits on them
         # races its wait set (ros2/rclpy#255), and the spool flush then reads /rosout alone.
-        executor.shutdown(timeout_sec=1.0)
-        spinner.join(2.0)
+        for stopping in (executor, mirror_executor):
+            stopping.shutdown(timeout_sec=1.0)
+        for spinner in spinners:
+            spinner.join(2.0)
         node.shutdown()
+        node.mirror_node.destroy_node()
         node.destroy_node()
         rclpy.try_shutdown()
 
