@@ -2,7 +2,7 @@
 #   make test [DISTRO=jazzy|kilted]   set up .venv/$(DISTRO)-<python> and run every test
 #                                     (PYTHON=python3.12 for another interpreter)
 #   make demo [DURATION=seconds]      set up and run the bridge against the emulator
-#   make bench [DISTRO=...]           benchmarks, ~15 min (not part of make test);
+#   make bench [DISTRO=...]           benchmarks, ~18 min (not part of make test);
 #                                     BENCH_ARGS="--parts fleet" reruns one part
 DISTRO ?= jazzy
 PYTHON ?= python3
