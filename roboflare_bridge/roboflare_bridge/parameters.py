@@ -88,6 +88,7 @@ SECONDS = {'minimum': 0.01, 'maximum': 3600.0}
 FRAME_BYTES = {'minimum': 1024, 'maximum': 1 << 30}
 RELIABILITY_POLICIES = ('reliable', 'best_effort')  # the words of qos_overrides
 DURABILITY_POLICIES = ('transient_local', 'volatile')
+RESTAMP_MODES = ('none', 'offset', 'receipt')
 
 
 # -- checks and parsers ---------------------------------------------------------------------
@@ -237,6 +238,11 @@ class BridgeConfig:
         5.0, 'how long a topic, camera or log stream keeps flowing after its last local '
         'subscriber left, in seconds (a display toggled off and on must not thrash the robot)',
         runtime=True, minimum=0.0, maximum=3600.0)
+    restamp: str = mirrored(
+        'none', "the stamps of each robot's messages and transforms: none (as the robot sent "
+        "them), offset (shifted by the robot's measured clock offset: relative timing kept), "
+        'receipt (the time the bridge received them: for robots with no usable clock)',
+        runtime=True, choices=RESTAMP_MODES)
 
     forward_logs: bool = upstream(
         False, "forward this machine's /rosout upstream as robot robot_id (shard 0 only)")
@@ -258,6 +264,10 @@ class BridgeConfig:
         'doubling up to 30 s while acknowledgements stay away), in seconds', **SECONDS)
 
     diagnostics_period_s: float = health(1.0, 'period of /diagnostics, in seconds', **SECONDS)
+    clock_warn_s: float = health(
+        0.5, "a robot whose clock is off from this machine's by more than this is a WARN in "
+        '/diagnostics (restamp compensates), in seconds', runtime=True, minimum=0.001,
+        maximum=86400.0)
     stream_ping_interval_s: float = health(
         10.0, 'WebSocket ping period, to detect half-open connections, in seconds', **SECONDS)
     stream_ping_timeout_s: float = health(
@@ -499,6 +509,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 __all__ = ['BridgeConfig', 'BY_NAME', 'build_config', 'checked', 'declare_and_read',
            'descriptor', 'DURABILITY_POLICIES', 'Parameter', 'ParameterError', 'PARAMETERS',
            'parse_qos_overrides', 'parse_topic_throttle', 'RELIABILITY_POLICIES',
+           'RESTAMP_MODES',
            'render_markdown', 'render_yaml', 'ros_name', 'RUNTIME']
 
 if __name__ == '__main__':

@@ -20,7 +20,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import LoggerLevel
 from rcl_interfaces.srv import SetLoggerLevels
 import rclpy
-from roboflare_bridge.node.diagnostics import Diagnostics, OK, status
+from roboflare_bridge.mirror.robot_clock import NS, RobotClock
+from roboflare_bridge.node.diagnostics import clock_warning, Diagnostics, OK, status
 from roboflare_dev.testing import (
     BridgeProcess, Collector, EmulatorThread, start_python, stop_process, wait_future,
     wait_until_true,
@@ -111,3 +112,18 @@ def test_the_package_logs_at_the_level_the_node_is_given_at_start_and_at_run_tim
     finally:
         ros.destroy(client)
         assert verbose.stop() == 0 and quiet.stop() == 0
+
+
+def test_a_clock_off_by_more_than_the_bound_is_named_with_what_restamp_does():
+    clock = RobotClock()
+    assert clock_warning(clock, 0.5) is None  # nothing measured yet
+    now = 1_800_000_000 * NS
+    clock.received(now, {'header': {'stamp': {'sec': now // NS + 5, 'nanosec': 0}}})
+    assert clock_warning(clock, 0.5) == ('its clock is 5.000 s ahead of this machine: stamps as '
+                                         'sent (restamp: offset or receipt compensates)')
+    assert clock_warning(clock, 10.0) is None
+    clock.mode = 'offset'
+    assert clock_warning(clock, 0.5).endswith('stamps rewritten (restamp: offset)')
+    behind = RobotClock()
+    behind.received(now, {'header': {'stamp': {'sec': now // NS - 2, 'nanosec': 0}}})
+    assert '2.000 s behind this machine' in clock_warning(behind, 0.5)

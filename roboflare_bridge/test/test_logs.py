@@ -26,6 +26,7 @@ import pytest
 from rcl_interfaces.msg import Log
 from rclpy.serialization import serialize_message
 from roboflare_bridge.mirror.remote_logs import log_message
+from roboflare_bridge.mirror.robot_clock import NS, RobotClock
 from roboflare_bridge.transport.backoff import Backoff
 from roboflare_bridge.transport.wire import LogRecord, MAX_BATCH_BYTES, parse_log_record
 import roboflare_bridge.upstream.forwarder as forwarder_module
@@ -114,6 +115,24 @@ def test_remote_record_becomes_a_log_message():
     assert (message.level, message.name, message.msg, message.file, message.function,
             message.line) == (Log.ERROR, 'robot-2.nav', 'clearing costmap', 'nav.py', 'step', 42)
     assert (message.stamp.sec % 60, message.stamp.nanosec) == (1, 250_000_000)
+
+
+@pytest.mark.parametrize('mode,shifted', [('none', False), ('offset', True),
+                                          ('receipt', True)])
+def test_a_remote_record_is_a_clock_sample_and_restamped_as_asked(mode, shifted):
+    record = parse_log_record({
+        'ts': '2026-11-29T10:00:31.000Z', 'level': 'info', 'logger': 'robot-2.nav',
+        'msg': 'goal reached'})
+    clock = RobotClock(mode)
+    sent = log_message(record).stamp
+    received_ns = (sent.sec - 30) * NS  # the robot's clock is 30 s ahead
+    message = log_message(record, clock, received_ns)
+    assert clock.offset.offset_s == 30.0
+    if shifted:
+        assert (message.stamp.sec, message.stamp.nanosec) == (sent.sec - 30, 0)
+        assert message.msg == 'goal reached [robot time 2026-11-29T10:00:31.000Z]'
+    else:
+        assert (message.stamp, message.msg) == (sent, 'goal reached')
 
 
 @pytest.mark.parametrize('given,expected', [('/ns/node', 'ns.node'), ('node', 'node'),

@@ -475,11 +475,13 @@ class Collector:
 
     def __init__(self) -> None:
         self.messages: List[Any] = []
+        self.received_at: List[float] = []  # time.time() of each message's arrival
         self._changed = threading.Condition()
 
     def __call__(self, message: Any) -> None:
         with self._changed:
             self.messages.append(message)
+            self.received_at.append(time.time())
             self._changed.notify_all()
 
     def wait_for(self, predicate: Callable[[List[Any]], bool], timeout: float,

@@ -17,13 +17,16 @@ A TF tree in numpy: a short history of each frame's transform, and lookups along
 Enough of tf2 for the tools that draw the fleet and for tests (tf2_ros is not on PyPI):
 frames are looked up through their parents, each edge at the transform nearest in time to
 the stamp asked for (the latest without one), so a scan is placed where the robot was.
+As tf2 does, it tells the latest time a chain can be looked up at (the latest common
+time) and whether a time lies within every moving edge's history (``covers``: tf2 would
+interpolate, not extrapolate); edges from ``/tf_static`` hold at every time.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import deque
-from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Deque, Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -57,11 +60,16 @@ class TransformTree:
     def __init__(self, history: int = 64) -> None:
         self._parent: Dict[str, str] = {}
         self._history: Dict[str, Deque[Tuple[int, np.ndarray]]] = {}  # oldest first
+        self._static: Set[str] = set()  # children whose edge holds at every time
         self._length = history
 
-    def add(self, transforms: Iterable[Any]) -> None:
-        """Take the transforms of a TFMessage (``/tf`` or ``/tf_static``)."""
+    def add(self, transforms: Iterable[Any], static: bool = False) -> None:
+        """Take the transforms of a TFMessage (``/tf``, or ``/tf_static`` with ``static``)."""
         for transform in transforms:
+            if static:
+                self._static.add(transform.child_frame_id)
+            else:
+                self._static.discard(transform.child_frame_id)
             child = transform.child_frame_id
             if self._parent.get(child) != transform.header.frame_id:  # new, or re-parented
                 self._parent[child] = transform.header.frame_id
@@ -94,6 +102,30 @@ class TransformTree:
         at = None if stamp is None else stamp_ns(stamp)
         return np.linalg.inv(self._to_ancestor(target, common, at)) @ \
             self._to_ancestor(source, common, at)
+
+    def latest_common_time(self, target: str, source: str) -> Optional[int]:
+        """Return the latest time (ns) the path can be looked up at; 0 if nothing moves."""
+        edges = self._path(target, source)
+        if edges is None:
+            return None
+        moving = [self._history[frame][-1][0] for frame in edges if frame not in self._static]
+        return min(moving, default=0)
+
+    def covers(self, target: str, source: str, at_ns: int) -> bool:
+        """Whether every moving edge of the path has transforms on both sides of ``at_ns``."""
+        edges = self._path(target, source)
+        return edges is not None and all(
+            self._history[frame][0][0] <= at_ns <= self._history[frame][-1][0]
+            for frame in edges if frame not in self._static)
+
+    def _path(self, target: str, source: str) -> Optional[List[str]]:
+        """Return the child frames of the edges between two frames (None: not connected)."""
+        up_from_source, up_from_target = self.chain(source), self.chain(target)
+        common = next((f for f in up_from_source if f in up_from_target), None)
+        if common is None:
+            return None
+        return (up_from_source[:up_from_source.index(common)]
+                + up_from_target[:up_from_target.index(common)])
 
     def _to_ancestor(self, frame: str, ancestor: str, at: Optional[int]) -> np.ndarray:
         m = np.identity(4)

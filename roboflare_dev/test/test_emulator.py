@@ -224,6 +224,37 @@ def test_echo_lists_subscribes_throttles_and_unsubscribes(emulator):
     asyncio.run(scenario())
 
 
+def test_a_robots_clock_is_offset_and_stepped_on_the_control_api(emulator):
+    def control(body):
+        return httpx.post(f'{emulator.url}/_emulator/robots/rbt_0002', json=body,
+                          headers={'Authorization': f'Bearer {emulator.token}'})
+
+    async def next_odometry_lag(ws):
+        while True:
+            frame = parse_echo_frame(await ws.recv())
+            if isinstance(frame, EchoMessage):
+                stamp = frame.msg['header']['stamp']
+                return stamp['sec'] + stamp['nanosec'] * 1e-9 - time.time()
+
+    async def scenario():
+        async with websockets_connect(ws_url(emulator, 'ros/topics/echo', 'rbt_0002')) as ws:
+            await ws.send('{"op": "subscribe", "topic": "/odom"}')
+            assert abs(await next_odometry_lag(ws)) < 0.5
+            assert control({'clock_offset_s': 30}).status_code == 200
+            await ws.recv()  # one may have been built before the step
+            assert 29.5 < await next_odometry_lag(ws) < 30.5
+            assert control({'clock_offset_s': -10.5}).status_code == 200
+            await ws.recv()
+            assert -11 < await next_odometry_lag(ws) < -10
+        ops = emulator.control('GET', '/_emulator/stats')['echo_ops']['rbt_0002']
+        assert ops['subscribe'] == 1
+    asyncio.run(scenario())
+    for bad in ('soon', True, 1e9, -1e9, [1]):
+        response = control({'clock_offset_s': bad})
+        assert response.status_code == 400, bad
+        assert 'clock_offset_s' in response.json()['error']['message']
+
+
 def test_echo_messages_are_plausible_and_tf_static_is_sent_once(emulator):
     async def scenario():
         async with websockets_connect(ws_url(emulator, 'ros/topics/echo')) as ws:

@@ -120,3 +120,23 @@ def test_a_lookup_at_a_stamp_uses_the_transform_of_that_time():
     tree.add(codec.decode('tf2_msgs/msg/TFMessage', robot.tf(3.0)).transforms)
     back_x, back_y, _ = robot.pose(3.0)
     assert tree.lookup('map', 'base_link', at)[:2, 3] == pytest.approx([back_x, back_y])
+
+
+def test_the_latest_common_time_and_what_a_lookup_may_ask_as_tf2_would():
+    robot = ROBOTS[0]
+    tree = TransformTree()
+    codec = Codec()
+    tree.add(codec.decode('tf2_msgs/msg/TFMessage', robot.tf_static(1.0)).transforms,
+             static=True)
+    for t in (10.0, 10.5, 11.0):
+        tree.add(codec.decode('tf2_msgs/msg/TFMessage', robot.tf(t)).transforms)
+    laser = next(t.child_frame_id for t in codec.decode(
+        'tf2_msgs/msg/TFMessage', robot.tf_static(1.0)).transforms)
+    assert tree.latest_common_time('map', 'base_link') == 11_000_000_000
+    assert tree.latest_common_time('map', laser) == 11_000_000_000  # its static edge aside
+    assert tree.latest_common_time('base_link', laser) == 0  # nothing moves between them
+    assert tree.covers('map', laser, 10_200_000_000)
+    assert not tree.covers('map', laser, 11_200_000_000)  # tf2: extrapolation into the future
+    assert not tree.covers('map', 'base_link', 9_000_000_000)  # ... and into the past
+    assert tree.covers('base_link', laser, 1)
+    assert tree.latest_common_time('map', 'elsewhere') is None

@@ -28,7 +28,9 @@ value out of range, a ``null`` for NaN outside a sequence, a field it does not h
 :class:`NotEncodable` and the caller takes the codec's path, which gives the precise error
 or the message. ``struct`` checks numbers in bulk and in C, but it takes JSON ``true`` and
 ``false`` for 1 and 0: objects that may hold booleans (:func:`may_hold_booleans` on the
-frame) must go to the codec. Frame ids get the robot's prefix as in the codec.
+frame) must go to the codec. Frame ids get the robot's prefix as in the codec, and every
+``std_msgs/Header`` stamp goes through the encoder's ``restamp`` hook when it has one, as
+in the codec.
 """
 
 from __future__ import annotations
@@ -73,10 +75,16 @@ def may_hold_booleans(frame: str) -> bool:
 
 
 class CdrEncoder:
-    """Generated encoders per message type; one instance per frame prefix (like the codec)."""
+    """
+    Generated encoders per message type; one instance per robot (like the codec).
 
-    def __init__(self, frame_prefix: str = '') -> None:
+    ``restamp`` (sec, nanosec) -> (sec, nanosec), if given, rewrites every header's stamp.
+    """
+
+    def __init__(self, frame_prefix: str = '',
+                 restamp: Optional[Callable[[int, int], Tuple[int, int]]] = None) -> None:
         self.frame_prefix = frame_prefix
+        self.restamp = restamp
         self._puts: Dict[MessageClass, Optional[Put]] = {}
         # type name -> (its encoder or None, whether the type has a fixed size)
         self._by_name: Dict[str, Tuple[Optional[Put], bool]] = {}
@@ -157,7 +165,8 @@ class _Compiler:
         self.scope: Dict[str, Any] = {
             'NotEncodable': NotEncodable, 'EMPTY': _EMPTY, 'MISSING': _MISSING,
             'ZEROS': _ZEROS, 'b64decode': base64.b64decode,
-            'string_default': _string_default, 'frame_bytes': _frame_bytes, 'NUL': b'\x00'}
+            'string_default': _string_default, 'frame_bytes': _frame_bytes, 'NUL': b'\x00',
+            'restamp': encoder.restamp}
         self.lines: List[str] = []
         self.segment = _Segment()
         self.counter = 0
@@ -212,7 +221,11 @@ class _Compiler:
                 self._emit(f'{nested} = {var}.get({name!r}, EMPTY)')
                 child = nested_class(kind)
                 self._check_object(nested, child)
-                self._message(nested, child)
+                if (self.encoder.restamp is not None and name == 'stamp'
+                        and owner == 'std_msgs/msg/Header'):
+                    self._restamped(nested)
+                else:
+                    self._message(nested, child)
             elif isinstance(kind, idl.BasicType):
                 self._basic(var, name, kind.typename, default)
             elif isinstance(kind, idl.AbstractString):
@@ -227,6 +240,13 @@ class _Compiler:
                 self._sequence(var, name, kind)
             else:
                 raise Unsupported(f'{owner}.{name}')
+
+    def _restamped(self, var: str) -> None:
+        # A Time: sec (int32), nanosec (uint32); struct refuses what restamp made of bad input.
+        sec, nanosec = self._name('v'), self._name('v')
+        self._emit(f'{sec}, {nanosec} = restamp({var}.get("sec", 0), {var}.get("nanosec", 0))')
+        self.segment.add('i', 1, sec)
+        self.segment.add('I', 1, nanosec)
 
     def _basic(self, var: str, name: str, typename: str, default: Any) -> None:
         code = STRUCT_CODES.get(typename)

@@ -68,10 +68,17 @@ BYTE_TYPES = ('uint8', 'octet', 'char')  # arrays of these travel as base64
 
 
 class Codec:
-    """Conversion plans per message type; one instance per frame prefix."""
+    """
+    Conversion plans per message type; one instance per robot (its frame prefix).
 
-    def __init__(self, frame_prefix: str = '') -> None:
+    ``restamp`` (sec, nanosec) -> (sec, nanosec), if given, rewrites every header's stamp
+    a decoded message carries (its own and those of the messages nested in it).
+    """
+
+    def __init__(self, frame_prefix: str = '',
+                 restamp: Optional[Callable[[int, int], Tuple[int, int]]] = None) -> None:
         self.frame_prefix = frame_prefix
+        self.restamp = restamp
         self._plans: Dict[MessageClass, _Plan] = {}
         self._by_name: Dict[str, _Plan] = {}
 
@@ -106,6 +113,9 @@ class Codec:
                       or name == 'child_frame_id'))
         if frame:
             return self._frame_id(kind), _identity
+        if (self.restamp is not None and name == 'stamp'
+                and type_name_of(owner) == 'std_msgs/msg/Header'):
+            return self._restamped(kind)
         if isinstance(kind, idl.AbstractNestedType):
             return self._nested(kind)
         return self._scalar(kind)
@@ -117,6 +127,17 @@ class Codec:
         def decode(value: Any) -> str:
             return prefixed_frame(prefix, check(value))
         return decode
+
+    def _restamped(self, kind: Any) -> Tuple[Decoder, Encoder]:
+        decode_time, encode_time = self._scalar(kind)
+        restamp = self.restamp
+        assert restamp is not None
+
+        def decode(value: Any) -> Any:
+            stamp = decode_time(value)
+            stamp.sec, stamp.nanosec = restamp(stamp.sec, stamp.nanosec)
+            return stamp
+        return decode, encode_time
 
     def _scalar(self, kind: Any) -> Tuple[Decoder, Encoder]:
         if isinstance(kind, idl.NamespacedType):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 import logging
+import math
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from roboflare_interfaces import msg
@@ -41,6 +42,7 @@ from ..control.resources import ApiError, Robot, ROBOT_OFFLINE
 from ..mirror import camera, remote_logs, topics
 from ..mirror.camera import DecodeWorker, receipt_clock
 from ..mirror.capability import Build, Mirror, MirrorContext, RemoteRobot
+from ..mirror.robot_clock import RobotClock
 from ..mirror.static_transforms import StaticTransforms
 from ..mirror.topic_qos import LATCHED, lean_publishers, qos_profile, QosRules, TF_STATIC_TOPIC
 from ..parameters import BridgeConfig
@@ -55,7 +57,7 @@ ROBOTS_TOPIC = '/roboflare/robots'
 MIRRORS: Tuple[Build, ...] = (topics.build, camera.build, remote_logs.build)
 # Changing any of these re-creates every robot's mirrors (the selection alone does not).
 MIRROR_SETTINGS = ('topics', 'deny_topics', 'topic_throttle', 'camera', 'decode_images',
-                   'remote_logs', 'mirror_on_demand', 'on_demand_linger_s')
+                   'remote_logs', 'mirror_on_demand', 'on_demand_linger_s', 'restamp')
 
 
 @dataclass
@@ -65,6 +67,7 @@ class RobotStreams:
     robot: RemoteRobot
     mirrors: List[Mirror]
     streams: List[StreamClient]
+    clock: RobotClock  # its clock's offset from this machine's
     task: Optional[asyncio.Future] = None  # the streams running; None while offline
 
 
@@ -113,6 +116,9 @@ class Fleet:
         self._warned: Set[str] = set()
         self._restart_mirrors = False
         self._wake: Optional[asyncio.Event] = None
+        # By robot id, kept while the robot is selected: its estimate outlives its mirrors.
+        self._clocks: Dict[str, RobotClock] = {}
+        self._published_offsets: Dict[str, Optional[float]] = {}
 
     async def run(self) -> None:
         """List the org's robots and apply the selection, until cancelled."""
@@ -137,6 +143,18 @@ class Fleet:
                 await asyncio.wait_for(self._wake.wait(), delay)
             except asyncio.TimeoutError:
                 pass
+
+    async def follow_clocks(self, period_s: float = 1.0, moved_s: float = 0.01) -> None:
+        """Publish /roboflare/robots again when a robot's clock offset moved, until cancelled."""
+        while True:
+            await asyncio.sleep(period_s)
+            for robot_id, entry in self.robots.items():
+                offset, published = entry.clock.offset.offset_s, self._published_offsets.get(
+                    robot_id)
+                if offset is not None and (published is None or abs(offset - published)
+                                           > moved_s):
+                    self._publish_status()
+                    break
 
     def reconfigure(self, config: BridgeConfig) -> None:
         """Take parameters changed at run time (asyncio loop): list the robots again now."""
@@ -200,10 +218,17 @@ class Fleet:
             elif robot.status != ROBOT_OFFLINE and streams.task is None:
                 self._resume(streams)
         self.selected = chosen
+        self._clocks = {robot_id: clock for robot_id, clock in self._clocks.items()
+                        if robot_id in chosen}
+        self._published_offsets = {robot_id: offset for robot_id, offset
+                                   in self._published_offsets.items() if robot_id in chosen}
         self._publish_status()
 
     def _add(self, robot: RemoteRobot) -> RobotStreams:
-        entry = RobotStreams(robot, self._mirrors(robot), [])
+        clock = self._clocks.get(robot.id) or RobotClock()
+        clock.mode = self._config.restamp
+        self._clocks[robot.id] = clock
+        entry = RobotStreams(robot, self._mirrors(robot, clock), [], clock)
         self.robots[robot.id] = entry
         _log.info('mirroring robot %s (%s) under %s, frames prefixed %r', robot.name, robot.id,
                   robot.namespace, robot.frame_prefix)
@@ -262,13 +287,16 @@ class Fleet:
             status.namespaces.append(entry.robot.namespace if entry else '')
             status.mirrored.append(entry is not None and entry.task is not None)
             status.watched.append(entry is not None and any(m.watched() for m in entry.mirrors))
+            offset = entry.clock.offset.offset_s if entry is not None else None
+            status.clock_offsets_s.append(math.nan if offset is None else offset)
+            self._published_offsets[robot.id] = offset
         self._status.publish(status)
 
-    def _mirrors(self, robot: RemoteRobot) -> List[Mirror]:
+    def _mirrors(self, robot: RemoteRobot, clock: RobotClock) -> List[Mirror]:
         """Return what the configuration mirrors of a robot."""
         context = MirrorContext(self._config, lean_publishers(self._mirror_node.create_publisher),
                                 self._static_transforms, self._camera_clock, self.decode_worker,
-                                self._publish_status)
+                                self._publish_status, clock)
         built = (build(robot, context) for build in MIRRORS)
         return [mirror for mirror in built if mirror is not None]
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Protocol, Tuple
 
 from .jpeg_decoding import DecodeWorker
+from .robot_clock import RobotClock
 from .static_transforms import StaticTransforms
 from .topic_qos import PublisherFactory
 from ..parameters import BridgeConfig
@@ -71,7 +72,7 @@ class RemoteRobot:
 
 @dataclass(frozen=True)
 class MirrorContext:
-    """What the mirrors of every robot share: the configuration and the node's resources."""
+    """What a robot's mirrors are built from: the configuration, the node's resources."""
 
     config: BridgeConfig
     create_publisher: PublisherFactory
@@ -79,6 +80,7 @@ class MirrorContext:
     camera_clock: Callable[[], Stamp]  # camera.receipt_clock: when a frame was received
     decode_worker: Optional[DecodeWorker]  # shared by every camera; None: no decoding
     on_watched: Callable[[], None]  # called when a mirror's demand changes (on demand)
+    clock: RobotClock  # this robot's: its offset, measured, and the restamping asked for
 
 
 Build = Callable[[RemoteRobot, MirrorContext], Optional[Mirror]]

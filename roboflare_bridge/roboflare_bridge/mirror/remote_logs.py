@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Any, Callable, Dict, List, Optional
 
 from builtin_interfaces.msg import Time
@@ -24,6 +25,7 @@ from rcl_interfaces.msg import Log
 
 from .capability import MirrorContext, RemoteRobot
 from .demand import Demand, gated
+from .robot_clock import RobotClock
 from ..common.drops import DropCounter, publish_or_drop
 from ..control.resources import parse_time
 from ..transport.streams import Gate, StreamSpec
@@ -35,14 +37,27 @@ from ..upstream.rosout import LEVEL_VALUES, rosout_qos
 _log = logging.getLogger(__name__)
 
 
-def log_message(record: Any) -> Log:
-    """Return a contract log record (validated) as an rcl_interfaces/msg/Log."""
+def log_message(record: Any, clock: Optional[RobotClock] = None,
+                receipt_ns: int = 0) -> Log:
+    """
+    Return a contract log record (validated) as an rcl_interfaces/msg/Log.
+
+    With a ``clock``, the record is a sample of the robot's clock and its stamp is rewritten
+    as ``restamp`` asks; the text then ends with the robot's own time, which is kept so.
+    """
     try:
         sec, nanosec = parse_time(record.ts)
     except ValueError:
         sec, nanosec = 0, 0
+    text = record.msg
+    if clock is not None:
+        clock.received(receipt_ns, {'header': {'stamp': {'sec': sec, 'nanosec': nanosec}}})
+        restamp = clock.hook()
+        if restamp is not None and (sec, nanosec) != restamp(sec, nanosec):
+            sec, nanosec = restamp(sec, nanosec)
+            text = f'{text} [robot time {record.ts}]'
     return Log(stamp=Time(sec=sec, nanosec=nanosec), level=LEVEL_VALUES[record.level],
-               name=record.logger, msg=record.msg, file=record.file,
+               name=record.logger, msg=text, file=record.file,
                function=record.function, line=record.line)
 
 
@@ -55,8 +70,10 @@ class LogMirror:
 
     def __init__(self, robot_label: str, namespace: str, create_publisher: Any,
                  on_demand: bool = False, linger_s: float = 5.0,
-                 on_watched: Callable[[], None] = lambda: None) -> None:
+                 on_watched: Callable[[], None] = lambda: None,
+                 clock: Optional[RobotClock] = None) -> None:
         self.topic = namespace.rstrip('/') + '/rosout'
+        self._clock = clock
         self.published = 0
         self.drops = DropCounter(_log, f'{robot_label} logs')
         # On demand the stream connects only while the topic has a subscriber.
@@ -72,7 +89,7 @@ class LogMirror:
             obj = parse_json_object(frame)
             if 'type' in obj:
                 return  # an ack or error for an upstream batch
-            message = log_message(parse_log_record(obj))
+            message = log_message(parse_log_record(obj), self._clock, time.time_ns())
         except FrameError as exc:
             self.drops.drop('malformed record', str(exc))
             return
@@ -109,7 +126,8 @@ def build(robot: RemoteRobot, context: MirrorContext) -> Optional[LogMirror]:
         return None
     config = context.config
     return LogMirror(robot.ros_name, robot.namespace, context.create_publisher,
-                     config.mirror_on_demand, config.on_demand_linger_s, context.on_watched)
+                     config.mirror_on_demand, config.on_demand_linger_s, context.on_watched,
+                     context.clock)
 
 
 __all__ = ['build', 'LogMirror', 'log_message']

@@ -34,6 +34,7 @@ import asyncio
 from dataclasses import dataclass
 import logging
 import re
+import time
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from geometry_msgs.msg import TransformStamped
@@ -41,6 +42,7 @@ from geometry_msgs.msg import TransformStamped
 from .capability import MirrorContext, RemoteRobot
 from .demand import Demand
 from .publish_batch import PublishBatch
+from .robot_clock import RobotClock
 from .static_transforms import StaticTransforms
 from .topic_qos import PublisherFactory, qos_profile, QosRules, TF_STATIC_TOPIC, TF_TOPIC
 from ..codec.cdr_writer import CdrEncoder, may_hold_booleans, NotEncodable
@@ -99,10 +101,15 @@ class TopicMirror:
                  max_frame_bytes: int = 16 << 20,
                  static_transforms: Optional[StaticTransforms] = None,
                  on_demand: bool = False, linger_s: float = 5.0,
-                 on_watched: Optional[Callable[[], None]] = None) -> None:
+                 on_watched: Optional[Callable[[], None]] = None,
+                 clock: Optional[RobotClock] = None) -> None:
         self.namespace = namespace.rstrip('/')
-        self.codec = Codec(frame_prefix)
-        self.cdr = CdrEncoder(frame_prefix) if fast_paths().cdr_publish else None
+        # Every stamped message is a sample of the robot's clock; restamping (if asked)
+        # happens wherever a header is written, on either path.
+        self._clock = clock or RobotClock()
+        restamp = self._clock.hook()
+        self.codec = Codec(frame_prefix, restamp)
+        self.cdr = CdrEncoder(frame_prefix, restamp) if fast_paths().cdr_publish else None
         self.stats = TopicStats()
         self.drops = DropCounter(_log, f'{robot_label} topics')
         self.topic_rates: Dict[str, int] = {}
@@ -316,6 +323,7 @@ class TopicMirror:
         if echo.type in self._unknown_types:
             self.drops.count('unknown type')
             return
+        self._clock.received(time.time_ns(), echo.msg)
         if (self.cdr is not None and echo.topic != TF_STATIC_TOPIC
                 and self.cdr.supports(echo.type) and not may_hold_booleans(frame)):
             try:
@@ -438,4 +446,5 @@ def build(robot: RemoteRobot, context: MirrorContext) -> TopicMirror:
                        context.create_publisher, config.topics, config.deny_topics,
                        QosRules.of(config), config.topic_throttle, config.fleet_frame,
                        config.echo_max_frame_bytes, context.static_transforms,
-                       config.mirror_on_demand, config.on_demand_linger_s, context.on_watched)
+                       config.mirror_on_demand, config.on_demand_linger_s, context.on_watched,
+                       context.clock)

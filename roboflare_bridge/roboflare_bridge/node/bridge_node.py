@@ -125,7 +125,8 @@ class RoboflareBridge(Node):
         self.fleet = Fleet(self, self.config, self.api, credentials.token, self.mirror_node)
         # The contract check first: list calls wait for it (does the API paginate?).
         self._running = [self.loop.submit(self.api.watch_contract()),
-                         self.loop.submit(self.fleet.run())]
+                         self.loop.submit(self.fleet.run()),
+                         self.loop.submit(self.fleet.follow_clocks())]
         self.asyncio_tasks = 0
         self._running.append(self.loop.submit(self._count_tasks()))
         self.upstream: Optional[UpstreamLogs] = None

@@ -29,6 +29,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from ..control.contract_check import Report
 from ..control.resources import FORBIDDEN, OPENAPI_PATH, ROBOT_OFFLINE, UNAUTHORIZED
 from ..fleet.fleet import FleetStatus, RobotStreams
+from ..mirror.robot_clock import RobotClock
 from ..parameters import BridgeConfig
 from ..transport.streams import StreamClient
 from ..upstream.upstream_logs import UpstreamStatus
@@ -90,14 +91,28 @@ class ReceiveRates:
         self._last = {key: value for key, value in self._last.items() if key in kept}
 
 
-def robot_statuses(robot: RobotStreams, received_bytes_per_s: float = 0.0
-                   ) -> List[DiagnosticStatus]:
+def clock_warning(clock: RobotClock, warn_s: float) -> Optional[str]:
+    """Say how far off a robot's clock is, if more than ``warn_s``, and what restamp does."""
+    offset = clock.offset.offset_s
+    if offset is None or abs(offset) <= warn_s:
+        return None
+    off = f'{abs(offset):.3f} s {"ahead of" if offset > 0 else "behind"} this machine'
+    if clock.mode == 'none':
+        return f'its clock is {off}: stamps as sent (restamp: offset or receipt compensates)'
+    return f'its clock is {off}: stamps rewritten (restamp: {clock.mode})'
+
+
+def robot_statuses(robot: RobotStreams, received_bytes_per_s: float = 0.0,
+                   clock_warn_s: float = 0.5) -> List[DiagnosticStatus]:
     """Return a mirrored robot's statuses: the robot with its mirrors' values, streams."""
+    offset = robot.clock.offset.offset_s
     values: Dict[str, Any] = {'robot_id': robot.robot.id, 'name': robot.robot.name,
                               'namespace': robot.robot.namespace,
                               'frame_prefix': robot.robot.frame_prefix,
                               'received_bytes_per_s': received_bytes_per_s,
-                              'watched': any(mirror.watched() for mirror in robot.mirrors)}
+                              'watched': any(mirror.watched() for mirror in robot.mirrors),
+                              'clock_offset_s': 'unknown' if offset is None else offset,
+                              'restamp': robot.clock.mode}
     for mirror in robot.mirrors:
         values.update(mirror.diagnostic_values())
     streams = [stream_status(stream) for stream in robot.streams]
@@ -106,6 +121,9 @@ def robot_statuses(robot: RobotStreams, received_bytes_per_s: float = 0.0
     message = (f'{activity}; {received_bytes_per_s / 1000:.1f} kB/s from the cloud'
                if level == OK else f'some streams are not connected; {activity}')
     warnings = [text for mirror in robot.mirrors for text in mirror.warnings()]
+    clock = clock_warning(robot.clock, clock_warn_s)
+    if clock is not None:
+        warnings.append(clock)
     if warnings:
         level, message = max(level, WARN), '; '.join([message] + warnings)
     return [status(f'robot {robot.robot.ros_name}', level, message, values)] + streams
@@ -157,7 +175,7 @@ def fleet_statuses(fleet: FleetStatus, config: BridgeConfig, rates: ReceiveRates
     for robot_id, entry in mirrored.items():
         robot = offline.get(robot_id)
         if robot is None:
-            statuses += robot_statuses(entry, received[robot_id])
+            statuses += robot_statuses(entry, received[robot_id], config.clock_warn_s)
             continue
         seen = robot.last_seen_at[0]
         last_seen = (time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seen)) if seen

@@ -498,7 +498,7 @@ class Emulator:
                 await asyncio.sleep(1.0 / rate if rate > 0 else 0.5)
                 if rate > 0:
                     n += 1
-                    await self._send(conn, contract.dumps(robot.log_record(time.time(), n)),
+                    await self._send(conn, contract.dumps(robot.log_record(robot.clock(), n)),
                                      sent)
 
         conn.subscriptions['emit'] = asyncio.ensure_future(emit())
@@ -533,7 +533,7 @@ class Emulator:
             next_at = time.monotonic()
             while True:
                 built_at = time.monotonic()
-                msg = build(time.time())
+                msg = build(robot.clock())
                 await self._send(conn, contract.dumps(
                     {'op': 'message', 'topic': topic, 'type': spec.type, 'msg': msg}), sent)
                 period = max(1.0 / (spec.rate_hz * self.config.rate_scale), throttle_ms / 1000)
@@ -583,7 +583,7 @@ class Emulator:
         frame = self._latched_frames.get((robot.id, topic))
         if frame is None:
             def build() -> str:
-                message = robot.builders[topic](time.time())
+                message = robot.builders[topic](robot.clock())
                 return contract.dumps({'op': 'message', 'topic': topic,
                                        'type': TOPICS_BY_NAME[topic].type, 'msg': message})
             frame = await asyncio.get_running_loop().run_in_executor(None, build)
@@ -696,7 +696,8 @@ class Emulator:
     async def _update_robot(self, request: web.Request) -> web.Response:
         body = await self._json_body(request) or {}
         robot = self.world.update_robot(request.match_info['id'], str(body.get('name', '')),
-                                        str(body.get('status', '')))
+                                        str(body.get('status', '')),
+                                        body.get('clock_offset_s'))
         if robot.id in self.world.offline_since:
             await self.drop_streams(robot_id=robot.id)  # an offline robot streams nothing
         return _json({'data': self.world.robot_json(robot)})

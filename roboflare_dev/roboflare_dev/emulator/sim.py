@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 import math
+import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from xml.sax.saxutils import quoteattr
 
@@ -138,6 +139,7 @@ class SimRobot:
         self.radius = 1.5 + 0.5 * (index % 5)
         self.omega = 0.3 + 0.05 * (index % 7)  # rad/s around the circle
         self.phase = index * 0.9
+        self.clock_offset_s = 0.0  # how far its clock is ahead of the real time
         self._counter = 0
         angles = np.linspace(-math.pi, math.pi, SCAN_BEAMS, endpoint=False)
         self._beam_cos, self._beam_sin = np.cos(angles), np.sin(angles)
@@ -146,6 +148,10 @@ class SimRobot:
             '/chatter': self.chatter, '/battery_voltage': self.battery, '/tf': self.tf,
             '/tf_static': self.tf_static, '/map': self.occupancy_grid,
             '/robot_description': self.robot_description}
+
+    def clock(self) -> float:
+        """Return the robot's time: what it stamps its messages and logs with."""
+        return time.time() + self.clock_offset_s
 
     def pose(self, t: float) -> Tuple[float, float, float]:
         angle = self.omega * t + self.phase

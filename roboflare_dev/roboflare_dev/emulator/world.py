@@ -32,6 +32,8 @@ from .contract import (
 )
 from .sim import SimRobot
 
+MAX_CLOCK_OFFSET_S = 1e8  # about three years either way
+
 _STATUS_WORD = re.compile(r'[a-z][a-z_]{0,31}')
 
 
@@ -151,16 +153,25 @@ class World:
         self.offline_since.pop(robot_id, None)
         self.custom_status.pop(robot_id, None)
 
-    def update_robot(self, robot_id: str, name: str = '', status: str = '') -> SimRobot:
+    def update_robot(self, robot_id: str, name: str = '', status: str = '',
+                     clock_offset_s: Any = None) -> SimRobot:
         """
-        Rename a robot, take it offline or back online, or give it another status.
+        Rename a robot, take it offline or back online, give it another status, step its clock.
 
         A status other than online and offline (``maintenance``: control planes grow new
-        ones) is reported as it is while the robot keeps streaming.
+        ones) is reported as it is while the robot keeps streaming. ``clock_offset_s`` sets
+        how far the robot's clock is ahead of the real time (negative: behind), at once:
+        a step, as NTP makes when it reaches a robot.
         """
         robot = self.robot(robot_id)
         if status and not _STATUS_WORD.fullmatch(status):
             raise WorldError(400, 'bad_request', f'status {status[:20]!r} is not a word')
+        if clock_offset_s is not None:
+            if (not isinstance(clock_offset_s, (int, float)) or isinstance(clock_offset_s, bool)
+                    or not abs(clock_offset_s) <= MAX_CLOCK_OFFSET_S):
+                raise WorldError(400, 'bad_request', 'clock_offset_s must be a number of '
+                                 f'seconds within +-{MAX_CLOCK_OFFSET_S:g}')
+            robot.clock_offset_s = float(clock_offset_s)
         if name:
             robot.name = name
         if status:
