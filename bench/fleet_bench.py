@@ -38,10 +38,13 @@ forwarding "robots" is the number of /rosout publishing nodes (one process), sin
 forwards the logs of the robot it runs on.
 
 With ``--shards 1,2`` each topic and camera cell runs once per shard count: N bridge
-processes (``shard_count`` N) share the robots; CPU and peak RSS are their sums.
+processes (``shard_count`` N) share the robots; CPU and peak RSS are their sums. With
+``--restamp none,offset`` each runs once per ``restamp`` mode (what rewriting every
+header's stamp costs).
 
     python bench/fleet_bench.py [--robots 1,10,50] [--kinds echo,compressed,decoded,logs]
-                                [--shards 1,2] [--seconds S] [--json FILE]
+                                [--shards 1,2] [--restamp none,offset] [--seconds S]
+                                [--json FILE]
                                 [--bridge-from OTHER_CHECKOUT/roboflare_bridge]
 """
 
@@ -57,7 +60,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from harness import (
     BridgeProcess, EmulatorProcess, floor_cpu_s_per_1000, percentile, proc_stat_cpu_seconds,
@@ -448,33 +451,40 @@ def print_table(cells: List[Dict[str, Any]]) -> None:
           f'{"p50 ms":>8} {"p99 ms":>8} {"CPU s/1k":>9} {"floor":>6} {"x floor":>7} '
           f'{"peak RSS":>9}')
     for cell in cells:
+        kind = KINDS[cell['kind']]
+        if cell.get('restamp', 'none') != 'none':
+            kind = f'{kind}, restamp {cell["restamp"]}'
         if 'error' in cell:
-            print(f'{KINDS[cell["kind"]]:18} {cell["robots"]:>6}  {cell["error"]}')
+            print(f'{kind:18} {cell["robots"]:>6}  {cell["error"]}')
             continue
         t, lat = cell['throughput'], cell['latency']
         floor = t.get('floor_cpu_s_per_1000')
         versus = (f'{floor:>6.3f} {t["cpu_s_per_1000"] / floor:>7.2f}' if floor
                   else f'{"-":>6} {"-":>7}')
-        print(f'{KINDS[cell["kind"]]:18} {cell["robots"]:>6} {cell.get("shards", 1):>6} '
+        print(f'{kind:18} {cell["robots"]:>6} {cell.get("shards", 1):>6} '
               f'{t["messages_per_s"]:>9,.0f} '
               f'{t["mb_per_s"]:>7.1f} {lat["p50_ms"]:>8.2f} {lat["p99_ms"]:>8.2f} '
               f'{t["cpu_s_per_1000"]:>9.3f} {versus} {cell["peak_rss_mb"]:>6.0f} MB')
 
 
 def run(kinds: List[str], robot_counts: List[int], settings: Settings,
-        shard_counts: List[int]) -> List[Dict[str, Any]]:
+        shard_counts: List[int], restamps: Sequence[str] = ('none',)) -> List[Dict[str, Any]]:
     cells = []
     for kind in kinds:
         for robots in robot_counts:
             for shards in ([1] if kind == 'logs' else shard_counts):
-                print(f'-- {KINDS[kind]}, {robots} robot(s), {shards} shard(s)', flush=True)
-                try:
-                    cell = (run_logs_cell(robots, settings) if kind == 'logs'
-                            else run_stream_cell(kind, robots, settings, shards))
-                except (TimeoutError, RuntimeError, OSError) as exc:
-                    cell = {'kind': kind, 'robots': robots, 'shards': shards,
-                            'error': str(exc)}
-                cells.append(cell)
+                for restamp in (['none'] if kind == 'logs' else restamps):
+                    EXTRA_PARAMETERS['restamp'] = restamp
+                    print(f'-- {KINDS[kind]}, {robots} robot(s), {shards} shard(s), '
+                          f'restamp {restamp}', flush=True)
+                    try:
+                        cell = (run_logs_cell(robots, settings) if kind == 'logs'
+                                else run_stream_cell(kind, robots, settings, shards))
+                    except (TimeoutError, RuntimeError, OSError) as exc:
+                        cell = {'kind': kind, 'robots': robots, 'shards': shards,
+                                'error': str(exc)}
+                    cell['restamp'] = restamp
+                    cells.append(cell)
     return cells
 
 
@@ -483,6 +493,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--robots', default='1,10,50')
     parser.add_argument('--kinds', default=','.join(KINDS))
     parser.add_argument('--shards', default='1', help='bridge processes sharing the robots')
+    parser.add_argument('--restamp', default='none',
+                        help="the bridges' restamp, one cell per mode: none,offset,receipt")
     parser.add_argument('--stream-compression', choices=('on', 'off'), default='on',
                         help="the bridges' stream_compression (permessage-deflate)")
     parser.add_argument('--seconds', type=float, default=10.0, help='length of each phase')
@@ -507,7 +519,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.bridge_from:
         BRIDGE_ENV['PYTHONPATH'] = args.bridge_from
     cells = run(kinds, [int(n) for n in args.robots.split(',')], settings,
-                [int(n) for n in args.shards.split(',')])
+                [int(n) for n in args.shards.split(',')], args.restamp.split(','))
     print_table(cells)
     if args.json:
         with open(args.json, 'w') as out:

@@ -46,6 +46,11 @@ PARTS = {
                                   '--seconds', '10'],
                ['--kinds', 'echo', '--robots', '2', '--shards', '2', '--seconds', '1',
                 '--flood-rate-scale', '3']),
+    # What restamping every header costs: topic echo at 10 robots, restamp none and offset.
+    'restamp': ('fleet_bench.py', ['--kinds', 'echo', '--robots', '10', '--restamp',
+                                   'none,offset', '--seconds', '10'],
+                ['--kinds', 'echo', '--robots', '2', '--restamp', 'none,offset', '--seconds',
+                 '1', '--flood-rate-scale', '3']),
     # 50 robots at nominal rates: what streams, by what is watched (mirror_on_demand).
     'demand': ('demand_bench.py', ['--robots', '50', '--seconds', '10'],
                ['--robots', '2', '--seconds', '1', '--warmup', '0.5']),
@@ -132,6 +137,10 @@ def summary(results: dict) -> None:
         print(f'\n{results["shards"][0]["robots"]} robots at nominal rates, by bridge '
               'processes sharing them:')
         print_table(results['shards'])
+    if results.get('restamp'):
+        from fleet_bench import print_table
+        print('\ntopic echo, restamp none and offset side by side:')
+        print_table(results['restamp'])
     if results.get('demand'):
         from demand_bench import print_table as print_demand
         print_demand(results['demand'])
