@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 import tracemalloc
 
 import pytest
@@ -25,6 +26,7 @@ from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from roboflare_bridge.codec.rclpy_fast_paths import fast_paths
 from roboflare_bridge.common.drops import DropCounter
 from roboflare_bridge.mirror.publish_batch import PublishBatch
+from roboflare_bridge.mirror.robot_clock import RobotClock
 from roboflare_bridge.mirror.topic_qos import qos_profile, QosRules
 from roboflare_bridge.mirror.topics import (
     frame_topic, MAX_NAMED, MAX_TOPICS, StaticTransforms, TopicMirror, TopicStats,
@@ -351,3 +353,38 @@ def test_what_is_kept_per_topic_or_type_name_from_the_robot_is_bounded(caplog):
                                        'oversized frame': MAX_NAMED + extra,
                                        'unknown type': MAX_NAMED + extra}
     assert caplog.text.count('its topics are not mirrored') == MAX_NAMED
+
+
+@pytest.mark.parametrize('restamp', ['none', 'offset', 'receipt'])
+def test_live_messages_measure_the_clock_latched_ones_do_not_and_restamp_holds_on_both_paths(
+        restamp):
+    factory, publishers = fake_publishers()
+    clock = RobotClock(restamp)
+    mirror = TopicMirror('robot_1', '/roboflare/robot_1', 'robot_1/', factory, clock=clock,
+                         qos_rules=QosRules(transient_local=('/costmap',)))
+    now = time.time()
+    # Latched, stamped long ago and sent to each new subscriber: no sample.
+    mirror.on_frame(echo('/map', 'nav_msgs/msg/OccupancyGrid', ROBOT.occupancy_grid(now - 60)))
+    mirror.on_frame(echo('/costmap', 'nav_msgs/msg/Odometry', ROBOT.odometry(now - 60)))
+    assert clock.offset.offset_s is None
+    mirror.on_frame(echo('/odom', 'nav_msgs/msg/Odometry', ROBOT.odometry(now + 29.5)))  # CDR
+    assert clock.offset.offset_s == pytest.approx(29.5, abs=0.05)
+    slower = ROBOT.odometry(now + 29.0)  # a message that took longer: the estimate holds
+    slower['child_frame_id'] = 'base_link_true'  # "true" in the frame: the codec's path
+    mirror.on_frame(echo('/odom', 'nav_msgs/msg/Odometry', slower))
+    mirror.on_frame(echo('/tf', 'tf2_msgs/msg/TFMessage', ROBOT.tf(now + 29.25)))
+    assert clock.offset.offset_s == pytest.approx(29.5, abs=0.05)
+    odometry = publishers['/roboflare/robot_1/odom']
+    assert odometry.serialised == (1 if fast_paths().cdr_publish else 0)
+    assert len(odometry.messages) == 2
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec / 1e9 for m in odometry.messages]
+    transforms = publishers['/tf'].messages[0].transforms
+    tf_stamp = transforms[0].header.stamp.sec + transforms[0].header.stamp.nanosec / 1e9
+    if restamp == 'none':
+        assert stamps == pytest.approx([now + 29.5, now + 29.0], abs=1e-6)
+    elif restamp == 'offset':  # relative timing kept exactly, in this machine's time
+        assert stamps[0] == pytest.approx(now, abs=0.05)
+        assert stamps[1] - stamps[0] == pytest.approx(-0.5, abs=1e-6)
+        assert tf_stamp - stamps[0] == pytest.approx(-0.25, abs=1e-6)
+    else:
+        assert all(abs(stamp - time.time()) < 0.5 for stamp in stamps + [tf_stamp])

@@ -502,6 +502,7 @@ def diagnostics_values(ros: 'RosHarness', name_part: str, timeout: float = 15,
     """Return the key/values of the first /diagnostics status whose name has ``name_part``."""
     from diagnostic_msgs.msg import DiagnosticArray
     found: Dict[str, str] = {}
+    last: Dict[str, Any] = {}  # the last status of that name, for the timeout's message
     collector = Collector()
     subscription = ros.node.create_subscription(DiagnosticArray, '/diagnostics', collector, 10)
 
@@ -511,12 +512,16 @@ def diagnostics_values(ros: 'RosHarness', name_part: str, timeout: float = 15,
                 if name_part in status.name:
                     values = {kv.key: kv.value for kv in status.values}
                     values.update(_level=status.level, _message=status.message)
+                    last.clear()
+                    last.update(values)
                     if predicate is None or predicate(values):
                         found.update(values)
                         return True
         return False
     try:
         collector.wait_for(match, timeout, f'a diagnostics status named {name_part!r}')
+    except TimeoutError as exc:
+        raise TimeoutError(f'{exc}; the last one: {last or "none"}') from None
     finally:
         ros.destroy(subscription)
     return found

@@ -98,9 +98,16 @@ class RobotClock:
         self.offset = ClockOffset()
         self.receipt_ns = 0  # when the frame being mirrored arrived
 
-    def received(self, receipt_ns: int, msg: Any) -> None:
-        """Take a message object as it arrived: its stamp is a sample; its receipt is kept."""
+    def received(self, receipt_ns: int, msg: Any, sample: bool = True) -> None:
+        """
+        Take a message object as it arrived: its receipt is kept, its stamp is a sample.
+
+        ``sample`` is False for a latched topic's: stamped once, long ago, and sent again to
+        each new subscriber, its stamp says nothing of the robot's clock now.
+        """
         self.receipt_ns = receipt_ns
+        if not sample:
+            return
         stamp = _stamp_ns(msg)
         if stamp is not None:
             self.offset.observe(receipt_ns, stamp)

@@ -132,6 +132,7 @@ class TopicMirror:
         self._stream: Any = None
         self._sends: Set[asyncio.Task] = set()
         self._selection: Dict[str, bool] = {}
+        self._latched_topics: Dict[str, bool] = {}  # selected topics only: bounded alike
         # On demand: each topic's demand, what the listing offers, what the robot streams.
         self._on_demand, self._linger_s = on_demand, linger_s
         self._on_watched = on_watched
@@ -323,7 +324,12 @@ class TopicMirror:
         if echo.type in self._unknown_types:
             self.drops.count('unknown type')
             return
-        self._clock.received(time.time_ns(), echo.msg)
+        latched = self._latched_topics.get(echo.topic)
+        if latched is None:
+            if len(self._latched_topics) >= 2 * MAX_TOPICS:  # names from the robot: bounded
+                self._latched_topics.clear()
+            latched = self._latched_topics[echo.topic] = self._latched(echo.topic)
+        self._clock.received(time.time_ns(), echo.msg, sample=not latched)
         if (self.cdr is not None and echo.topic != TF_STATIC_TOPIC
                 and self.cdr.supports(echo.type) and not may_hold_booleans(frame)):
             try:
