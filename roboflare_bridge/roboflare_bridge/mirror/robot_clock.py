@@ -121,10 +121,14 @@ class RobotClock:
         return None
 
     def _shifted(self, sec: int, nanosec: int) -> Tuple[int, int]:
+        # Called for every header of every message: the common case inline.
         offset = self.offset.offset_ns
         if offset is None or not (sec or nanosec):
             return sec, nanosec
-        return split_ns(sec * NS + nanosec - offset)
+        total = sec * NS + nanosec - offset
+        if _MIN_NS <= total <= _MAX_NS:
+            return divmod(total, NS)
+        return split_ns(total)
 
     def _at_receipt(self, sec: int, nanosec: int) -> Tuple[int, int]:
         if not (sec or nanosec):
