@@ -31,7 +31,7 @@ nothing watched at most 2 % of "on demand off"'s bytes; one robot watched at mos
 bytes and CPU of robot_1 alone. The exit status is 1 when a cell fails, not when a target
 is missed (the table says so).
 
-    python bench/demand_bench.py [--robots 50] [--seconds 10] [--json FILE]
+    python bench/demand_bench.py [--robots 50] [--seconds 10] [--cells A,B] [--json FILE]
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def run(settings: argparse.Namespace) -> Dict[str, Any]:
 
     cells = []
     try:
-        for name, robots, on_demand, watch, ready in (
+        for name, robots, on_demand, watch, ready in [cell for cell in (
                 ('nothing watched', everyone, True, None, nothing),
                 ('one robot watched', everyone, True, watched_topics(first_name, False),
                  watching),
@@ -150,7 +150,7 @@ def run(settings: argparse.Namespace) -> Dict[str, Any]:
                 ('on demand off', everyone, False, None, everything),
                 ('robot_1 alone', [WATCHED], True, watched_topics(first_name, False), watching),
                 ('robot_1 alone and /tf', [WATCHED], True, watched_topics(first_name, True),
-                 watching)):
+                 watching)) if settings.cells is None or cell[0] in settings.cells]:
             print(f'-- {name}', flush=True)
             try:
                 cells.append(run_cell(name, emulator, upstream, robots, on_demand, watch,
@@ -204,6 +204,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--robots', type=int, default=50)
     parser.add_argument('--seconds', type=float, default=10.0, help='the measured window')
     parser.add_argument('--warmup', type=float, default=3.0)
+    parser.add_argument('--cells', type=lambda text: text.split(','),
+                        help='only these cells, by name, comma-separated')
     parser.add_argument('--json')
     args = parser.parse_args(argv)
     ros_environment(72)

@@ -49,11 +49,12 @@ PARTS = {
     # What restamping every header costs: topic echo at 10 robots, restamp none and offset.
     'restamp': ('fleet_bench.py', ['--kinds', 'echo', '--robots', '10', '--restamp',
                                    'none,offset', '--seconds', '10'],
-                ['--kinds', 'echo', '--robots', '2', '--restamp', 'none,offset', '--seconds',
-                 '1', '--flood-rate-scale', '3']),
+                ['--kinds', 'echo', '--robots', '2', '--restamp', 'offset', '--seconds', '1',
+                 '--flood-rate-scale', '3']),
     # 50 robots at nominal rates: what streams, by what is watched (mirror_on_demand).
     'demand': ('demand_bench.py', ['--robots', '50', '--seconds', '10'],
-               ['--robots', '2', '--seconds', '1', '--warmup', '0.5']),
+               ['--robots', '2', '--seconds', '1', '--warmup', '0.5', '--cells',
+                'nothing watched,one robot watched,on demand off']),
     'soak': ('soak.py', ['--minutes', '5'],
              ['--robots', '2', '--minutes', '0.05', '--warmup', '1']),
 }
