@@ -257,8 +257,17 @@ class BridgeConfig:
         '~/.ros/roboflare_bridge/spool', 'directory of the on-disk spool where '
         'unacknowledged batches wait, across restarts')
     spool_max_bytes: int = upstream(
-        64 << 20, 'spool size limit; beyond it the oldest records are dropped (counted, '
-        'warned)', minimum=64 << 10, maximum=1 << 40)
+        64 << 20, 'spool size limit; beyond it the lowest level goes first (debug, info, '
+        'warn, then error), oldest first, and a marker record says what was dropped',
+        minimum=64 << 10, maximum=1 << 40)
+    log_collapse_window_s: float = upstream(
+        1.0, "a node's identical records (level, message, source location) within this "
+        'are forwarded once, then "last message repeated N times"; 0 forwards each, in '
+        'seconds', minimum=0.0, maximum=3600.0)
+    log_max_rate_per_node: float = upstream(
+        0.0, 'records per second forwarded from one node at most (bursts of one second); '
+        'what exceeds it is dropped and said by a marker record; 0: no limit',
+        minimum=0.0, maximum=1e6)
     log_ack_timeout_s: float = upstream(
         10.0, 'a batch not acknowledged within this is resent (the oldest alone, its timeout '
         'doubling up to 30 s while acknowledgements stay away), in seconds', **SECONDS)

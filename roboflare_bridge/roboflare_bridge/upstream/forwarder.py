@@ -25,6 +25,10 @@ before anything new. One probe at a time means a server that lost batches silent
 them in each writer's order, however their timers had drifted apart. Batch ids make resends
 harmless: at-least-once on the wire, exactly-once in the store.
 
+More to send than room (pressure.py): a node's runs of identical records are collapsed and
+its rate limited (FloodGuard), a full spool drops by level; every record not forwarded is
+said upstream by a marker or a repeat summary in its place, and counted per node.
+
 A sample seen before (see rosout.py) is skipped: the keys of everything spooled by the
 previous run are checked for ``REPLAY_WINDOW_S`` after start, long past the 10 s that
 /rosout publishers keep their history.
@@ -39,18 +43,22 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import logging
 import struct
 import time
 from typing import Any, Deque, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple
 import uuid
 
-from .rosout import (
-    KEY_BYTES, LEVEL_VALUES, normalise_logger, parse_log_cdr, record_json, sample_key,
-    SeenSamples,
+from .pressure import (
+    BatchLayout, count_by, FloodGuard, FloodStats, level_char, Loss, MEMORY_FULL, Outgoing,
+    SPOOL_FULL,
 )
-from .spool import Spool, SpoolEntry
+from .rosout import (
+    KEY_BYTES, LEVEL_VALUES, normalise_logger, parse_log_cdr, record_json, RosoutRecord,
+    sample_key, SeenSamples,
+)
+from .spool import Eviction, Spool, SpoolEntry
 from ..common.drops import DropCounter
 from ..control.resources import BAD_REQUEST
 from ..transport.backoff import retry_backoff
@@ -74,6 +82,9 @@ MAX_VOLATILE_HELD = 20_000
 RESEND_CHECK_S = 0.1
 MAX_ACK_TIMEOUT_S = 30.0
 LOGGER_CACHE_SIZE = 4096  # verdicts of log_ignore_nodes per logger name
+LOSS_REASONS = {SPOOL_FULL: 'spool full', MEMORY_FULL: 'memory full'}
+LOSSES_SHOWN = 10  # loggers named in diagnostics, most records lost first
+_LEVEL_CHARS = {level: level_char(level) for level in LEVEL_VALUES.values()}
 
 
 @dataclass
@@ -93,6 +104,12 @@ class ForwarderStats:
     error_replies: int = 0
     in_flight: int = 0
     oldest_unacked_since: Optional[float] = None  # loop.time() of its first send
+    # Records said by markers, by reason (LOSS_REASONS' values) and logger.
+    lost: Dict[Tuple[str, str], int] = field(default_factory=dict)
+    lost_unsaid: int = 0  # in batches dropped whole (an older bridge's, or markers only)
+
+    def count_loss(self, reason: str, logger: str, count: int) -> None:
+        count_by(self.lost, (reason, logger), count)
 
 
 @dataclass
@@ -107,7 +124,8 @@ class LogForwarder:
     """/rosout -> spool -> the robot's logs/ws, acknowledged, in order."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, spool: Spool, min_level: str,
-                 ignore_loggers: Sequence[str], ack_timeout_s: float = 10.0) -> None:
+                 ignore_loggers: Sequence[str], ack_timeout_s: float = 10.0,
+                 collapse_window_s: float = 0.0, max_rate_per_node: float = 0.0) -> None:
         self.loop = loop
         self.spool = spool
         self.stats = ForwarderStats()
@@ -119,10 +137,16 @@ class LogForwarder:
         previous = spool.previous_keys
         self._previous_run: FrozenSet[bytes] = frozenset(
             previous[i:i + KEY_BYTES] for i in range(0, len(previous), KEY_BYTES))
-        self._inbox: Deque[Tuple[bytes, str]] = deque()
+        self._inbox: Deque[Tuple[bytes, RosoutRecord, str]] = deque()
+        guard = FloodGuard(collapse_window_s, max_rate_per_node)
+        self.guard: Optional[FloodGuard] = guard if guard.enabled else None
+        self._said: List[Outgoing] = []  # summaries and markers the guard has to say
         self._volatile_held: Deque[Tuple[float, bytes, Mapping[str, Any]]] = deque()
         self._drain_scheduled = False
         self._batch: List[str] = []
+        self._batch_levels: List[str] = []
+        self._batch_weights: Dict[int, int] = {}
+        self._batch_losses: Dict[int, Loss] = {}
         self._batch_keys = bytearray()
         self._batch_bytes = BATCH_OVERHEAD
         self._batch_timer: Optional[asyncio.TimerHandle] = None
@@ -156,7 +180,7 @@ class LogForwarder:
         if not self._seen.add(key):  # one sample reaching both subscriptions
             self.stats.duplicates_skipped += 1
             return
-        self._inbox.append((key, record_json(record)))
+        self._inbox.append((key, record, record_json(record)))
         if not self._drain_scheduled:
             self._drain_scheduled = True
             self.loop.call_soon_threadsafe(self._drain)
@@ -195,18 +219,51 @@ class LogForwarder:
 
     def _drain(self) -> None:
         self._drain_scheduled = False
-        while self._inbox:
-            key, text = self._inbox.popleft()
-            if self._batch and (len(self._batch) >= MAX_BATCH_RECORDS
-                                or self._batch_bytes + len(text) + 1 > MAX_BATCH_BYTES):
-                self.close_batch()
-            self._batch.append(text)
-            self._batch_keys += key
-            self._batch_bytes += len(text) + 1
+        inbox, guard, said = self._inbox, self.guard, self._said
+        now = self.loop.time()
+        while inbox:
+            key, record, text = inbox.popleft()
+            forward = guard is None or guard.admit(key, record, now, said)
+            if said:
+                self._add_said()
+            if forward:
+                self._add(text, _LEVEL_CHARS.get(record.level) or level_char(record.level),
+                          key)
+        self._batch_filled()
+
+    def _add(self, text: str, level: str, keys: bytes) -> None:
+        if self._batch and (len(self._batch) >= MAX_BATCH_RECORDS
+                            or self._batch_bytes + len(text) + 1 > MAX_BATCH_BYTES):
+            self.close_batch()
+        self._batch.append(text)
+        self._batch_levels.append(level)
+        self._batch_keys += keys
+        self._batch_bytes += len(text) + 1
+
+    def _add_said(self) -> None:
+        """Batch the guard's summaries and markers, in the place they were said."""
+        for item in self._said:
+            self._add(item.text, item.level, item.keys)
+            index = len(self._batch) - 1
+            if item.loss is not None:
+                self._batch_losses[index] = item.loss
+            elif item.weight != 1:
+                self._batch_weights[index] = item.weight
+        self._said.clear()
+
+    def _batch_filled(self) -> None:
         if self._batch and self._batch_timer is None:
             self._batch_timer = self.loop.call_later(BATCH_MAX_WAIT_S, self.close_batch)
         if len(self._batch) >= MAX_BATCH_RECORDS:
             self.close_batch()
+
+    def expire_floods(self) -> None:
+        """Say the repeats and rate-limit drops whose window has closed (event loop)."""
+        if self.guard is not None:
+            self.guard.expire(self.loop.time(), self._said)
+            if self._said:
+                self._add_said()
+                self._batch_filled()
 
     def close_batch(self) -> None:
         """Spool the records gathered so far as one batch and send it if connected."""
@@ -216,20 +273,38 @@ class LogForwarder:
         if not self._batch:
             return
         batch_id = str(uuid.uuid4())
-        dropped = self.spool.add(batch_id, encode_batch(batch_id, self._batch),
-                                 len(self._batch), bytes(self._batch_keys))
-        self.stats.forwarded += len(self._batch)
+        layout = BatchLayout(''.join(self._batch_levels), self._batch_weights,
+                             self._batch_losses)
+        eviction = self.spool.add(batch_id, encode_batch(batch_id, self._batch),
+                                  len(self._batch), bytes(self._batch_keys), layout)
+        self.stats.forwarded += len(self._batch) - len(self._batch_losses)
         self._batch, self._batch_bytes = [], BATCH_OVERHEAD
+        self._batch_levels, self._batch_weights, self._batch_losses = [], {}, {}
         self._batch_keys = bytearray()
-        if dropped:
-            records = sum(entry.records for entry in dropped)
-            for entry in dropped:
-                self._in_flight.pop(entry.batch_id, None)
-            self._in_flight_changed()
-            where = 'memory (the disk refuses writes)' if self.spool.error else 'the spool'
-            self.drops.drop('spool full', f'{where} is full: dropped the {records} oldest '
-                            f'records ({self.spool.dropped_records} in all)', count=records)
+        if eviction.losses or eviction.removed:
+            self._evicted(eviction)
         self._pump()
+
+    def _evicted(self, eviction: Eviction) -> None:
+        for entry in eviction.removed:
+            self._in_flight.pop(entry.batch_id, None)
+        self._in_flight_changed()
+        levels: Dict[str, int] = {}
+        for loss in eviction.losses:
+            self.stats.count_loss(LOSS_REASONS[loss.reason], loss.logger, loss.count)
+            levels[loss.level] = levels.get(loss.level, 0) + loss.count
+        where = 'memory (the disk refuses writes)' if self.spool.error else 'the spool'
+        if levels:
+            said = ', '.join(f'{count} {level}' for level, count in levels.items())
+            self.drops.drop('spool full', f'{where} is full: {said} records dropped, lowest '
+                            f'level first, markers forwarded in their place '
+                            f'({self.spool.dropped_records} in all)', count=sum(levels.values()))
+        if eviction.lost_records:
+            self.stats.lost_unsaid += eviction.lost_records
+            self.drops.drop('spool full, no marker', f'{where} is full of markers or of '
+                            f'batches an older bridge wrote: dropped {eviction.lost_records} '
+                            'records whole, with no marker upstream',
+                            level=logging.ERROR, count=eviction.lost_records)
 
     async def run_sync(self) -> None:
         """Group-commit the spool to disk every SYNC_PERIOD_S (in the spool I/O thread)."""
@@ -276,6 +351,7 @@ class LogForwarder:
             if entry.seq <= self._sent_seq:
                 continue
             self._in_flight[entry.batch_id] = _InFlight(entry, now, now + self._ack_timeout)
+            entry.sent = True  # from now on it is rewritten under its id, never merged
             self._sent_seq = entry.seq
             self._send(stream, entry)
         self._in_flight_changed()
@@ -365,6 +441,7 @@ class LogForwarder:
         while True:
             await asyncio.sleep(RESEND_CHECK_S)
             self._resend_due()
+            self.expire_floods()
 
     def _forget_previous_run(self) -> None:
         # The previous run's samples are out of every /rosout history by now.
@@ -414,8 +491,11 @@ class LogForwarder:
         return min(self._ack_timeout * 2 ** timeouts, max(MAX_ACK_TIMEOUT_S, self._ack_timeout))
 
     async def flush(self) -> None:
-        """Spool what is in memory and sync it: for shutdown."""
+        """Spool what is in memory, with every summary and marker due, and sync it."""
         self._drain()
+        if self.guard is not None:
+            self.guard.flush(self._said)
+            self._add_said()
         self.close_batch()
         await self._sync()
 
@@ -441,7 +521,32 @@ class LogForwarder:
             'spool_bytes': spool.size, 'spool_held_bytes': spool.held_bytes,
             'spool_dropped_records': spool.dropped_records,
             'spool_write_failures': spool.write_failures, 'spool_error': spool.error,
-            'drops': self.drops.total}
+            'drops': self.drops.total, **self._loss_values()}
+
+    def _loss_values(self) -> Dict[str, Any]:
+        """Records not forwarded one by one, per reason and per logger (executor thread)."""
+        flood = self.guard.stats if self.guard is not None else FloodStats()
+        by_logger: Dict[str, Dict[str, int]] = {}
+        totals = {'spool full': 0, 'memory full': 0, 'collapsed': 0, 'rate limit': 0}
+        counted = [*dict(self.stats.lost).items(),
+                   *((('collapsed', logger), n) for logger, n in dict(flood.collapsed).items()),
+                   *((('rate limit', logger), n)
+                     for logger, n in dict(flood.rate_limited).items())]
+        for (reason, logger), count in counted:
+            totals[reason] += count
+            per = by_logger.setdefault(logger, {})
+            per[reason] = per.get(reason, 0) + count
+        ranked = sorted(by_logger.items(), key=lambda item: -sum(item[1].values()))
+        shown = '; '.join(
+            f'{logger}: ' + ', '.join(f'{reason} {n}' for reason, n in sorted(per.items()))
+            for logger, per in ranked[:LOSSES_SHOWN])
+        if len(ranked) > LOSSES_SHOWN:
+            shown += f'; {len(ranked) - LOSSES_SHOWN} more loggers'
+        return {'dropped_spool_full': totals['spool full'],
+                'dropped_memory_full': totals['memory full'],
+                'dropped_rate_limit': totals['rate limit'], 'collapsed': totals['collapsed'],
+                'dropped_without_marker': self.stats.lost_unsaid,
+                'pending_summaries': self.guard.pending if self.guard is not None else 0, 'losses_by_logger': shown or 'none'}
 
     def stop(self) -> None:
         self._io.shutdown(wait=True)

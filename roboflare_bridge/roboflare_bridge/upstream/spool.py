@@ -25,6 +25,12 @@ each), so that a restarted bridge can tell transient-local history it already fo
 from new records. The newer segment is renamed over the older when it fills: the journal
 covers the last 64k to 128k records on at most 1 MiB.
 
+A full spool drops by level (pressure.py): its oldest batch holding records of the lowest
+level spooled is rewritten, under the same id, with markers in their place. The server
+stores a batch id once, so whichever version of a batch reaches it, its records and its
+markers add up. Two batches never sent may merge, so that markers of one kind merge too.
+Batches without a layout (written by an older bridge) are dropped whole, oldest first.
+
 When the disk refuses a write (full, read-only, permissions, a directory that cannot be
 created), batches are held in memory up to ``held_limit`` bytes, the oldest dropped and
 counted beyond it, :attr:`Spool.error` says why, and every new batch and every sync period
@@ -38,14 +44,18 @@ threads read the integer counters only.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 import logging
 import os
 from pathlib import Path
 from typing import Deque, List, Optional
 
+from .pressure import (
+    Batch, BatchLayout, evict_level, LEVEL_ORDER, Loss, MEMORY_FULL, merge_batches, SPOOL_FULL,
+)
 from .rosout import KEY_BYTES
+from ..transport.wire import encode_batch, MAX_BATCH_BYTES, MAX_BATCH_RECORDS
 
 _log = logging.getLogger(__name__)
 
@@ -64,10 +74,33 @@ class SpoolEntry:
     path: Path
     size: int
     held: Optional[str] = None  # the file's text while it is not on disk
+    layout: Optional[BatchLayout] = None  # None: a batch an older bridge wrote
+    sent: bool = True  # ever handed to a stream (or maybe, by a previous run)
+    written: bool = True  # a version of it is on disk
+
+    def text(self) -> str:
+        return self.held if self.held is not None else self.path.read_text(encoding='utf-8')
 
     def frame(self) -> str:
-        text = self.held if self.held is not None else self.path.read_text(encoding='utf-8')
-        return text.split('\n', 1)[1]
+        return self.text().split('\n', 1)[1]
+
+    def represents(self) -> int:
+        """Return how many logged records this batch stands for (markers, repeats)."""
+        layout = self.layout
+        if layout is None:
+            return self.records
+        return (len(layout.levels) - len(layout.losses) - len(layout.weights)
+                + sum(layout.weights.values())
+                + sum(loss.count for loss in layout.losses.values()))
+
+
+@dataclass
+class Eviction:
+    """What making room cost: the losses markers now say, and the entries removed."""
+
+    losses: List[Loss] = field(default_factory=list)
+    removed: List[SpoolEntry] = field(default_factory=list)
+    lost_records: int = 0  # in entries dropped whole: no marker says them
 
 
 class SampleJournal:
@@ -152,7 +185,8 @@ class Spool:
             try:
                 header = json.loads(path.read_text(encoding='utf-8').split('\n', 1)[0])
                 entry = SpoolEntry(int(path.stem), str(header['id']), int(header['records']),
-                                   path, path.stat().st_size)
+                                   path, path.stat().st_size,
+                                   layout=BatchLayout.from_header(header))
                 keys += bytes.fromhex(header.get('keys', ''))
             except (ValueError, KeyError, OSError, IndexError, TypeError, AttributeError):
                 _log.warning('spool file %s is unreadable; removed', path.name)
@@ -163,21 +197,32 @@ class Spool:
             self.records += entry.records
         self.previous_keys = bytes(keys)
 
-    def add(self, batch_id: str, frame: str, records: int, keys: bytes) -> List[SpoolEntry]:
-        """Store a batch; return the entries dropped (oldest first) to stay within bounds."""
+    def add(self, batch_id: str, frame: str, records: int, keys: bytes,
+            layout: Optional[BatchLayout] = None) -> Eviction:
+        """Store a batch; return what made room for it (lowest level, oldest first)."""
         seq, self._next_seq = self._next_seq, self._next_seq + 1
-        header = json.dumps({'id': batch_id, 'records': records, 'keys': keys.hex()})
-        text = header + '\n' + frame
-        entry = SpoolEntry(seq, batch_id, records, self.directory / f'{seq:012d}.batch',
-                           len(text.encode('utf-8')), held=text)
+        entry = SpoolEntry(seq, batch_id, 0, self.directory / f'{seq:012d}.batch', 0,
+                           layout=layout, sent=False, written=False)
         self.entries.append(entry)
-        self.size += entry.size
-        self.records += records
-        self._held.append(entry)
-        self.held_bytes += entry.size
+        self._set_text(entry, records, _header(batch_id, records, keys, layout) + '\n' + frame)
         self._unjournaled += keys
         self.write_held()
         return self._enforce_bounds()
+
+    def _set_text(self, entry: SpoolEntry, records: int, text: str) -> None:
+        """Give an entry, new or rewritten, its text: held until write_held writes it."""
+        size = len(text.encode('utf-8'))
+        if entry.held is None:
+            if entry.written:  # rewritten: its file is replaced when write_held writes it
+                self._held = deque(sorted([*self._held, entry], key=lambda e: e.seq))
+            else:
+                self._held.append(entry)
+            self.held_bytes += size
+        else:
+            self.held_bytes += size - entry.size
+        self.size += size - entry.size
+        self.records += records - entry.records
+        entry.held, entry.size, entry.records = text, size, records
 
     def write_held(self) -> None:
         """Write held batches to disk, oldest first, then journal their keys."""
@@ -190,7 +235,7 @@ class Spool:
                 self._unsynced.append(entry.path)
                 self._held.popleft()
                 self.held_bytes -= entry.size
-                entry.held = None
+                entry.held, entry.written = None, True
             # After the batches: a key journaled for a batch that never reached the disk
             # would make its replayed records look forwarded.
             if self._unjournaled:
@@ -206,18 +251,67 @@ class Spool:
                          self.directory)
             self.error = ''
 
-    def _enforce_bounds(self) -> List[SpoolEntry]:
-        dropped = []
+    def _enforce_bounds(self) -> Eviction:
+        eviction = Eviction()
         while self.size > self.max_bytes and len(self.entries) > 1:
-            dropped.append(self._drop(self.entries[0]))
+            self._evict(self.entries, SPOOL_FULL, eviction)
         while self.held_bytes > self.held_limit and len(self._held) > 1:
-            dropped.append(self._drop(self._held[0]))
-        return dropped
+            self._evict(self._held, MEMORY_FULL, eviction)
+        self.dropped_records += eviction.lost_records + sum(
+            loss.count for loss in eviction.losses)
+        return eviction
 
-    def _drop(self, entry: SpoolEntry) -> SpoolEntry:
+    def _evict(self, candidates: Deque[SpoolEntry], reason: str, eviction: Eviction) -> None:
+        """Make room once: the lowest level's oldest records become markers, else a drop."""
+        for level in LEVEL_ORDER:
+            entry = next((e for e in candidates
+                          if e.layout is not None and level in e.layout.levels), None)
+            if entry is None:
+                continue
+            layout = entry.layout
+            assert layout is not None
+            try:
+                batch, losses = evict_level(Batch.parse(entry.frame(), layout), level, reason)
+                self._replace(entry, batch)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                _log.warning('spool file %s is unreadable (%s); dropped', entry.path.name, exc)
+                break
+            eviction.losses += losses
+            self._merge_with_older(entry, eviction)
+            return
+        else:
+            entry = candidates[0]  # markers only, or batches an older bridge wrote
+        eviction.lost_records += entry.represents()
+        eviction.removed.append(entry)
         self.remove(entry)
-        self.dropped_records += entry.records
-        return entry
+
+    def _merge_with_older(self, entry: SpoolEntry, eviction: Eviction) -> None:
+        """Fold a batch never sent into the one before it, if that was never sent either."""
+        index = self.entries.index(entry)
+        older = self.entries[index - 1] if index else None
+        if (older is None or older.sent or entry.sent or older.layout is None
+                or entry.layout is None or older.records + entry.records > MAX_BATCH_RECORDS
+                or older.size + entry.size > MAX_BATCH_BYTES):
+            return
+        try:
+            batch = merge_batches(Batch.parse(older.frame(), older.layout),
+                                  Batch.parse(entry.frame(), entry.layout))
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # each stays as it is
+        eviction.removed.append(entry)
+        self.remove(entry)
+        self._replace(older, batch)
+
+    def _replace(self, entry: SpoolEntry, batch: Batch) -> None:
+        # Without its sample keys: the journal has them since the batch was first written
+        # (or holds them in memory until the disk takes writes), and a marker that stands
+        # for a million records must not carry a million keys.
+        entry.layout = batch.layout
+        records = len(batch.records)
+        frame = encode_batch(entry.batch_id, batch.record_texts())
+        self._set_text(entry, records,
+                       _header(entry.batch_id, records, b'', batch.layout) + '\n' + frame)
+        self.write_held()
 
     def remove(self, entry: SpoolEntry) -> None:
         """Forget an entry (acknowledged, rejected or dropped); no-op if already gone."""
@@ -230,7 +324,8 @@ class Spool:
         if entry.held is not None:
             self._held.remove(entry)
             self.held_bytes -= entry.size
-            return
+            if not entry.written:
+                return
         try:
             entry.path.unlink(missing_ok=True)
         except OSError as exc:  # a read-only disk: resent after a restart, deduplicated
@@ -266,6 +361,13 @@ class Spool:
             os.close(fd)
 
 
+def _header(batch_id: str, records: int, keys: bytes, layout: Optional[BatchLayout]) -> str:
+    header = {'id': batch_id, 'records': records, 'keys': keys.hex()}
+    if layout is not None:
+        header.update(layout.to_header())
+    return json.dumps(header)
+
+
 def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_suffix('.tmp')
     try:
@@ -276,4 +378,4 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-__all__ = ['HELD_BYTES_LIMIT', 'SampleJournal', 'Spool', 'SpoolEntry']
+__all__ = ['Eviction', 'HELD_BYTES_LIMIT', 'SampleJournal', 'Spool', 'SpoolEntry']

@@ -54,7 +54,8 @@ class UpstreamLogs:
         ignore = [node.get_logger().name, *config.log_ignore_nodes]
         self.spool = Spool(spool_dir, config.spool_max_bytes)
         self.forwarder = LogForwarder(loop, self.spool, config.log_min_level, ignore,
-                                      config.log_ack_timeout_s)
+                                      config.log_ack_timeout_s, config.log_collapse_window_s,
+                                      config.log_max_rate_per_node)
         self.stream = open_stream(self.forwarder.stream_spec(), base_url, config.robot_id,
                                   token, config.stream_ping_interval_s,
                                   config.stream_ping_timeout_s,
