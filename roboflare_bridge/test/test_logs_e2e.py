@@ -66,8 +66,14 @@ class RosoutWriter:
 
     def command(self, line, timeout=60):
         """Send one command and wait for its "done"."""
+        self.send(line)
+        self.wait_done(line, timeout)
+
+    def send(self, line):
         self.proc.stdin.write(line + '\n')
         self.proc.stdin.flush()
+
+    def wait_done(self, line, timeout=60):
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         answer = self.proc.stdout.readline().strip() if ready else ''
         assert answer == 'done', f'{line!r}: no answer within {timeout}s ({answer!r})'

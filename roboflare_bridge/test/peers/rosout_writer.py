@@ -17,8 +17,11 @@ Publishes rcl_interfaces/msg/Log on /rosout with chosen stamps, as a node's rcl 
 ``rosout_writer.py NODE LOGGER transient_local|volatile`` then commands on stdin, one a
 line, each answered "done" on stdout once published:
 
-- ``log COUNT RATE STAMP PREFIX``: COUNT records "<PREFIX> <i>" at RATE per second, stamped
-  ``now``, ``now-<seconds>`` (a clock stepped back) or ``zero``;
+- ``log COUNT RATE STAMP PREFIX [OPTIONS]``: COUNT records "<PREFIX> <i>" at RATE per
+  second, stamped ``now``, ``now-<seconds>`` (a clock stepped back) or ``zero``; options:
+  ``same`` (every record "<PREFIX>", one source line: a driver failing in a loop),
+  ``error-every=N`` (every Nth record at ERROR level, the others INFO);
+- ``wait_reader``: until some /rosout reader (a bridge's) has matched this publisher;
 - ``wait_match``: until a volatile /rosout reader not matched before (a restarted bridge's)
   has matched this publisher: a volatile publisher's earlier records reach nobody.
 
@@ -72,18 +75,28 @@ def main() -> None:
     readers_matched_before: set = set()
     for line in sys.stdin:
         words = line.split()
-        if words[:1] == ['wait_match']:
+        if words[:1] == ['wait_reader']:
+            deadline = time.monotonic() + 30
+            while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)  # polling the graph of peer processes, with a deadline
+        elif words[:1] == ['wait_match']:
             readers_matched_before = wait_for_new_reader(node, publisher,
                                                          readers_matched_before)
         elif words[:1] == ['log']:
             count, rate, spec, prefix = int(words[1]), float(words[2]), words[3], words[4]
+            options = words[5:]
+            same = 'same' in options
+            error_every = next((int(o.split('=')[1]) for o in options
+                                if o.startswith('error-every=')), 0)
             started = time.monotonic()
             for i in range(count):
                 now = stamp_for(spec)
+                error = error_every and i % error_every == error_every - 1
                 publisher.publish(Log(
-                    stamp=Time(sec=int(now), nanosec=int(now % 1 * 1e9)), level=Log.INFO,
-                    name=logger, msg=f'{prefix} {i}', file='writer.py', function='main',
-                    line=i % 1000))
+                    stamp=Time(sec=int(now), nanosec=int(now % 1 * 1e9)),
+                    level=Log.ERROR if error else Log.INFO, name=logger,
+                    msg=prefix if same else f'{prefix} {i}', file='writer.py',
+                    function='main', line=7 if same else i % 1000))
                 # Pacing the load this peer generates (not synchronisation).
                 delay = started + (i + 1) / rate - time.monotonic()
                 if delay > 0:
