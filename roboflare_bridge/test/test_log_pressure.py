@@ -113,8 +113,8 @@ def flood(guard, records, period, expire_every=100):
 
 
 def rosout(i, name='driver', msg='same', level=Log.INFO):
-    return (i.to_bytes(8, 'big'), RosoutRecord(T0 + i // 1000, i % 1000, level, name, msg,
-                                                'drv.cpp', 'loop', 42))
+    record = RosoutRecord(T0 + i // 1000, i % 1000, level, name, msg, 'drv.cpp', 'loop', 42)
+    return i.to_bytes(8, 'big'), record
 
 
 T0 = 1_800_000_000

@@ -15,9 +15,17 @@
 
 import time
 
-from roboflare_dev.testing import diagnostics_values
+import pytest
+from roboflare_dev.testing import diagnostics_values, EmulatorThread
 from test_log_pressure import accounted
-from test_logs_e2e import emulator, ROBOT, RosoutWriter, start_bridge  # noqa: F401
+from test_logs_e2e import ROBOT, RosoutWriter, start_bridge
+
+
+@pytest.fixture
+def emulator():
+    emu = EmulatorThread(robots=1)
+    yield emu
+    emu.close()
 
 
 def stored(emulator):

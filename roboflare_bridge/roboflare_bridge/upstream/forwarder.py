@@ -524,7 +524,7 @@ class LogForwarder:
             'drops': self.drops.total, **self._loss_values()}
 
     def _loss_values(self) -> Dict[str, Any]:
-        """Records not forwarded one by one, per reason and per logger (executor thread)."""
+        """Return what was not forwarded one by one, per reason and logger (executor thread)."""
         flood = self.guard.stats if self.guard is not None else FloodStats()
         by_logger: Dict[str, Dict[str, int]] = {}
         totals = {'spool full': 0, 'memory full': 0, 'collapsed': 0, 'rate limit': 0}
@@ -546,7 +546,8 @@ class LogForwarder:
                 'dropped_memory_full': totals['memory full'],
                 'dropped_rate_limit': totals['rate limit'], 'collapsed': totals['collapsed'],
                 'dropped_without_marker': self.stats.lost_unsaid,
-                'pending_summaries': self.guard.pending if self.guard is not None else 0, 'losses_by_logger': shown or 'none'}
+                'pending_summaries': self.guard.pending if self.guard is not None else 0,
+                'losses_by_logger': shown or 'none'}
 
     def stop(self) -> None:
         self._io.shutdown(wait=True)

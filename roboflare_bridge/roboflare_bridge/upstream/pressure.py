@@ -400,7 +400,7 @@ class FloodGuard:
 
     @property
     def pending(self) -> int:
-        """Records suppressed or dropped that no summary or marker has said yet."""
+        """Return how many records suppressed or dropped no summary or marker has said yet."""
         return (sum(run.repeats for run in list(self._runs.values()))
                 + sum(loss.count for limit in list(self._limits.values())
                       for loss in list(limit.pending.values())))
@@ -413,6 +413,6 @@ def count_by(counters: Dict[Any, int], key: Any, count: int) -> None:
     counters[key] = counters.get(key, 0) + count
 
 
-__all__ = ['Batch', 'BatchLayout', 'count_by', 'evict_level', 'FloodGuard', 'FloodStats', 'level_char',
-           'LEVEL_ORDER', 'Loss', 'MARKER', 'MARKER_LOGGER', 'MEMORY_FULL', 'merge_batches',
-           'Outgoing', 'RATE_LIMITED', 'SPOOL_FULL']
+__all__ = ['Batch', 'BatchLayout', 'count_by', 'evict_level', 'FloodGuard', 'FloodStats',
+           'level_char', 'LEVEL_ORDER', 'Loss', 'MARKER', 'MARKER_LOGGER', 'MEMORY_FULL',
+           'merge_batches', 'Outgoing', 'RATE_LIMITED', 'SPOOL_FULL']
