@@ -40,6 +40,7 @@ setup(
             'bridge = roboflare_bridge.node.bridge_node:main',
             'check_api = roboflare_bridge.tools.check_api:main',
             'rviz_config = roboflare_bridge.tools.rviz_config:main',
+            'shell = roboflare_bridge.shell.cli:main',
         ],
     },
 )

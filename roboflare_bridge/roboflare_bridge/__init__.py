@@ -19,6 +19,7 @@ only (test_layers.py holds every import to that), top to bottom:
 
 - ``node``: the ``bridge`` node (wiring, signals, diagnostics) and the launch file's arguments
 - ``tools``: the other executables, ``check_api`` and ``rviz_config``
+- ``shell``: ``shell``, a remote robot's PTY in this machine's terminal (no ROS surface)
 - ``fleet``: which of the org's robots are mirrored, followed as they join, leave and rename
 - ``mirror``: remote -> local, per robot: topics, camera, logs
 - ``upstream``: local -> remote: this machine's ``/rosout``, spooled and acknowledged

@@ -26,7 +26,7 @@ from typing import Dict, Iterator, List, Set, Tuple
 import roboflare_bridge
 
 PACKAGE = Path(roboflare_bridge.__file__).resolve().parent
-LAYERS = ['node', 'tools', 'fleet', 'mirror', 'upstream', 'parameters', 'control', 'codec',
+LAYERS = ['node', 'tools', 'shell', 'fleet', 'mirror', 'upstream', 'parameters', 'control', 'codec',
           'transport', 'common']
 
 

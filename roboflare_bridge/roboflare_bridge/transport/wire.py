@@ -21,6 +21,7 @@ bad frame is dropped alone and counted while the stream goes on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 from urllib.parse import quote
 
@@ -232,3 +233,26 @@ def parse_echo_frame(frame: Union[str, bytes]) -> Union[EchoMessage, EchoTopics,
         return EchoStatus(str(obj.get('level', '')), str(obj.get('msg', '')),
                           str(obj.get('topic', '')))
     raise FrameError(f'unknown op {str(op)[:20]!r}')
+
+
+# -- shell/ws ------------------------------------------------------------------------------
+# Keystrokes and PTY output are binary frames [ref]. [assumed] The window size goes up as a
+# text frame {"type": "resize", "cols", "rows"}; when the remote shell ends the server closes
+# with 1000, and a reason "exit <status>" carries its exit status (a server that gives no
+# reason: status unknown).
+
+MAX_SHELL_FRAME_BYTES = 1 << 20  # PTY output frames; larger ones close the stream (1009)
+_SHELL_EXIT = re.compile(r'exit (\d{1,3})')
+
+
+def encode_resize(cols: int, rows: int) -> str:
+    """Return the frame that sets the remote PTY's window size."""
+    return jsonutil.dumps({'type': 'resize', 'cols': cols, 'rows': rows})
+
+
+def shell_exit_status(close_code: Optional[int], reason: str) -> Optional[int]:
+    """Return the remote shell's exit status from the server's close, if it says one."""
+    if close_code != 1000:
+        return None
+    match = _SHELL_EXIT.fullmatch(reason.strip())
+    return int(match.group(1)) & 0xFF if match else None

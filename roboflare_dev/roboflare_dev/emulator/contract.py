@@ -38,6 +38,30 @@ CAMERA_STREAM = 'camera/ws'
 ECHO_STREAM = 'ros/topics/echo'
 SHELL_STREAM = 'shell/ws'
 
+# shell/ws [assumed]: a text frame {"type": "resize", "cols", "rows"} sizes the PTY; when the
+# shell ends the server closes with 1000 and the reason "exit <status>".
+MAX_TERMINAL_CELLS = 10_000  # columns or rows in a resize frame
+
+
+def parse_resize(text: str) -> Any:
+    """Return (cols, rows) from a resize frame; None for anything else."""
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(frame, dict) or frame.get('type') != 'resize':
+        return None
+    cols, rows = frame.get('cols'), frame.get('rows')
+    if not all(isinstance(v, int) and not isinstance(v, bool)
+               and 0 < v <= MAX_TERMINAL_CELLS for v in (cols, rows)):
+        return None
+    return cols, rows
+
+
+def shell_exit_reason(status: int) -> str:
+    return f'exit {status}'
+
+
 ORG_ID_HEADER = 'X-Roboflare-Org-Id'
 IDEMPOTENCY_HEADER = 'Idempotency-Key'
 TOKEN_PATTERN = re.compile(r'rf_(org|user)_[0-9a-f]+')

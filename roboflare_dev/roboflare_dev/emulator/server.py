@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import asdict, dataclass, field, fields
 import logging
 import secrets
 import time
-from typing import Any, Awaitable, Callable, DefaultDict, Dict, List, Optional, Set, Tuple
+from typing import (
+    Any, Awaitable, Callable, DefaultDict, Deque, Dict, List, Optional, Set, Tuple,
+)
 
 from aiohttp import web, WSMsgType
 
@@ -38,6 +40,7 @@ from .contract import (
     IDEMPOTENCY_HEADER, LOGS_STREAM, ORG_ID_HEADER, RELEASE_DEPLOYMENT, SHELL_STREAM,
 )
 from .openapi import openapi_document
+from .robot_shell import RobotShell
 from .sim import CameraFeed, SimRobot, TOPICS, TOPICS_BY_NAME
 from .world import World, WorldError
 
@@ -121,6 +124,7 @@ class Emulator:
         self.port = self.config.port
         self.connections: Set[_Connection] = set()
         self.handshakes = 0
+        self.shell_sessions: Deque[RobotShell] = deque(maxlen=64)  # the last shells, for tests
         # robot -> stream -> bytes sent: what each robot's uplink would carry
         self.sent_bytes: DefaultDict[str, Counter] = defaultdict(Counter)
         self.echo_ops: DefaultDict[str, Counter] = defaultdict(Counter)  # per robot, per op
@@ -591,14 +595,27 @@ class Emulator:
         return frame
 
     async def _shell_stream(self, conn: _Connection, robot: SimRobot) -> None:
+        """A PTY running the emulator's confined shell (robot_shell.py), never the host's."""
         sent = [0]
-        await self._send(conn, f'{robot.name}$ '.encode(), sent)
-        while True:
+        loop = asyncio.get_running_loop()
+        shell = RobotShell(robot.name, loop.time())
+        self.shell_sessions.append(shell)
+        await self._send(conn, b"Roboflare emulator: a confined shell, not this host's; "
+                               b'type help.\r\n' + shell.prompt(), sent)
+        while shell.exit_status is None:
             msg = await conn.ws.receive()
             if msg.type == WSMsgType.BINARY:
-                await self._send(conn, msg.data, sent)  # a PTY echoes what is typed
+                out = shell.feed(msg.data, loop.time())
+                if out:
+                    await self._send(conn, out, sent)
+            elif msg.type == WSMsgType.TEXT:
+                size = contract.parse_resize(msg.data)
+                if size is not None:
+                    shell.resize(*size)
             elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
                 return
+        await conn.ws.close(code=1000,
+                            message=contract.shell_exit_reason(shell.exit_status).encode())
 
     # -- /_emulator control surface -------------------------------------------------------
 
