@@ -26,8 +26,8 @@ from typing import Dict, Iterator, List, Set, Tuple
 import roboflare_bridge
 
 PACKAGE = Path(roboflare_bridge.__file__).resolve().parent
-LAYERS = ['node', 'tools', 'shell', 'fleet', 'mirror', 'upstream', 'parameters', 'control', 'codec',
-          'transport', 'common']
+LAYERS = ['node', 'tools', 'shell', 'fleet', 'mirror', 'upstream', 'parameters', 'control',
+          'codec', 'transport', 'common']
 
 
 def modules() -> Dict[str, Path]:

@@ -15,6 +15,7 @@
 
 import fcntl
 import os
+from pathlib import Path
 import select
 import signal
 import struct
@@ -25,6 +26,7 @@ import time
 
 import pytest
 from roboflare_bridge.shell.escape import Action, EscapeScanner
+from roboflare_bridge.shell.session import exit_statuses
 from roboflare_bridge.transport.wire import encode_resize, shell_exit_status
 from roboflare_dev.testing import EmulatorThread, wait_until_true
 
@@ -90,7 +92,7 @@ class PtyClient:
             CLIENT + list(args), stdin=self.slave, stdout=self.slave, stderr=self.slave,
             env=client_env(emulator), start_new_session=True, preexec_fn=take_terminal)
 
-    def type(self, text):
+    def keys(self, text):
         os.write(self.master, text.encode())
 
     def read_until(self, text, timeout=15):
@@ -99,7 +101,8 @@ class PtyClient:
             left = deadline - time.monotonic()
             ready, _, _ = select.select([self.master], [], [], max(0.0, left))
             if not ready:
-                raise TimeoutError(f'{text!r} not seen; the terminal showed {self.output[-500:]!r}')
+                raise TimeoutError(f'{text!r} not seen; the terminal showed '
+                                   f'{self.output[-500:]!r}')
             try:
                 self.output += os.read(self.master, 65536)
             except OSError:  # the client has exited and closed its side
@@ -157,21 +160,21 @@ def test_typing_resizing_and_leaving_by_the_escape(emulator, pty_client):
     cmdline = open(f'/proc/{client.proc.pid}/cmdline', 'rb').read()
     assert_no_token(emulator, cmdline)
     # Keystrokes go up as typed; the PTY's echo and output come down.
-    client.type('echo hello\r')
+    client.keys('echo hello\r')
     client.read_until('echo hello\r\nhello\r\n')
-    client.type('stty size\r')
+    client.keys('stty size\r')
     client.read_until('30 100\r\n')  # the size sent at start
     # A resize of the local terminal (SIGWINCH) reaches the robot's PTY.
     set_window_size(client.master, 120, 40)
     client.proc.send_signal(signal.SIGWINCH)  # as the kernel does for the foreground group
     wait_until_true(lambda: emulator.emulator.shell_sessions[-1].cols == 120, 10,
                     'the resize at the robot')
-    client.type('stty size\r')
+    client.keys('stty size\r')
     client.read_until('40 120\r\n')
     # ~ mid-line is a keystroke; ~. at the start of a line leaves.
-    client.type('echo ~x\r')
+    client.keys('echo ~x\r')
     client.read_until('~x\r\n')
-    client.type('\r~.')
+    client.keys('\r~.')
     assert client.wait() == 250
     assert client.mode() == client.mode_before
     assert b'shell: left the shell on robot-1 (rbt_0001) (~.)' in client.output
@@ -181,9 +184,9 @@ def test_typing_resizing_and_leaving_by_the_escape(emulator, pty_client):
 def test_the_remote_exit_ends_the_client_with_its_status(emulator, pty_client):
     client = pty_client('rbt_0002')
     client.read_until('$ ')
-    client.type('cat /etc/hostname\r')
+    client.keys('cat /etc/hostname\r')
     client.read_until('robot-2\r\n')
-    client.type('exit 7\r')
+    client.keys('exit 7\r')
     assert client.wait() == 7
     assert client.mode() == client.mode_before
     assert b'the shell on rbt_0002 ended (exit 7)' in client.output
@@ -259,3 +262,11 @@ def test_unknown_robots_and_refused_tokens_say_so(emulator, tmp_path):
     for done in (unknown, ambiguous, refused, by_file, malformed, unreachable):
         assert_no_token(emulator, done.stdout, done.stderr)
         assert wrong.encode() not in done.stderr and b'not-a-token' not in done.stderr
+
+
+def test_the_readme_and_help_say_the_exit_statuses_as_the_client_has_them():
+    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text()
+    said = ' '.join(readme.split('Exit status: ', 1)[1].split('\n\n', 1)[0].split())
+    assert said.rstrip('.') == exit_statuses()
+    usage = subprocess.run(CLIENT + ['--help'], capture_output=True, text=True, timeout=30)
+    assert ' '.join(exit_statuses().split()) in ' '.join(usage.stdout.split())

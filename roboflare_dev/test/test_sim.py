@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 from roboflare_bridge.transport.websocket import websockets_connect
 from roboflare_bridge.transport.wire import EchoMessage, parse_echo_frame
+from roboflare_dev.emulator.contract import parse_resize
+from roboflare_dev.emulator.robot_shell import MAX_LINE, RobotShell
 from roboflare_dev.emulator.sim import (
     FOOTPRINT_RADIUS, JOINTS, MAP_MARGIN, ROOM_HALF_SIZE, SimRobot,
 )
@@ -148,3 +150,41 @@ def test_latched_topics_are_sent_once_on_every_subscribe(emulator):
     maps = [f.msg for f in frames if f.topic == '/map']
     assert maps[0] == maps[1]  # the same message, stamp included: published once
     assert following.topic == '/chatter'  # nothing more of the latched topics came
+
+
+# -- the confined shell behind shell/ws ------------------------------------------------------
+
+def test_the_confined_shell_has_a_line_discipline_and_a_few_commands():
+    shell = RobotShell('robot-1')
+    assert shell.prompt() == b'robot@robot-1:~$ '
+    assert shell.feed(b'ech\x7fho hi') == b'ech\x08 \x08ho hi'  # echo, backspace
+    assert shell.feed(b'\r') == b'\r\nhi\r\nrobot@robot-1:~$ '
+    assert shell.feed(b'ls; cd logs; pwd\r').endswith(
+        b'config.yaml\r\nlogs\r\n/home/robot/logs\r\nrobot@robot-1:~/logs$ ')
+    assert b'No such file' in shell.feed(b'cat /etc/passwd\r')  # never the host's files
+    assert b'command not found' in shell.feed(b'rm -rf /\r')
+    assert shell.feed(b'typed\x03') == b'typed^C\r\nrobot@robot-1:~/logs$ '
+    shell.resize(120, 40)
+    assert b'40 120\r\n' in shell.feed(b'stty size\r')
+    assert shell.feed(b'x' * (MAX_LINE + 10)).endswith(b'\x07')  # a bounded line
+    shell.feed(b'\x03')
+    assert shell.exit_status is None
+    shell.feed(b'exit 3\recho never\r')
+    assert shell.exit_status == 3
+
+
+def test_control_d_on_an_empty_line_ends_the_shell_with_the_last_status():
+    shell = RobotShell('r')
+    shell.feed(b'ls /nowhere\r')
+    shell.feed(b'partial\x04')  # not on an empty line: nothing
+    assert shell.exit_status is None
+    shell.feed(b'\x03\x04')
+    assert shell.exit_status == 130  # ^C set the last status, as a shell does
+
+
+def test_resize_frames_are_checked():
+    assert parse_resize('{"type": "resize", "cols": 100, "rows": 30}') == (100, 30)
+    for bad in ('{"type": "resize", "cols": 0, "rows": 30}', '{"type": "resize"}',
+                '{"type": "resize", "cols": true, "rows": 3}', 'not json', '[1, 2]',
+                '{"type": "resize", "cols": 100000, "rows": 30}'):
+        assert parse_resize(bad) is None, bad

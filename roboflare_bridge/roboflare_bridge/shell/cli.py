@@ -28,7 +28,7 @@ import asyncio
 import sys
 from typing import List, Optional, Tuple
 
-from .session import ExitStatus, Outcome, ShellSession
+from .session import exit_statuses, ExitStatus, Outcome, ShellSession
 from .terminal import Terminal
 from ..control.api_client import ApiClient
 from ..control.resources import ApiError
@@ -44,9 +44,7 @@ def parse_arguments(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog='shell', description='Open a shell on a remote robot (its shell/ws stream).',
         epilog='Escapes, at the start of a line: ~. leaves, ~? lists them, ~~ sends ~. '
-               'Exit status: the remote shell\'s when it ends; 249 no credentials, 250 left '
-               'by the escape, 251 no such robot, 252 token refused, 253 connection failed '
-               'or lost, 254 timed out, 130/143 SIGINT/SIGTERM.')
+               f'Exit status: {exit_statuses()}.')
     parser.add_argument('robot', metavar='ROBOT', help='robot id or name')
     parser.add_argument('command', metavar='COMMAND', nargs='*',
                         help='after --: run this instead of an interactive shell, print its '

@@ -63,6 +63,25 @@ class ExitStatus(IntEnum):
     TERMINATED = 128 + signal.SIGTERM
 
 
+EXIT_MEANINGS = {
+    ExitStatus.NO_CREDENTIALS: 'no usable credentials',
+    ExitStatus.LEFT: 'left by the escape',
+    ExitStatus.NOT_FOUND: 'no such robot (or a name several robots share)',
+    ExitStatus.REFUSED: 'token refused',
+    ExitStatus.CONNECTION: 'the API or the stream unreachable, or the connection lost',
+    ExitStatus.TIMEOUT: '--timeout passed',
+    ExitStatus.INTERRUPTED: 'SIGINT',
+    ExitStatus.TERMINATED: 'SIGTERM',
+}
+
+
+def exit_statuses() -> str:
+    """Return what each exit status means, as --help and the README say it."""
+    return ("the remote shell's own when it ends (0 when the server does not carry it); "
+            + '; '.join(f'{int(status)} {meaning}' for status, meaning
+                        in sorted(EXIT_MEANINGS.items())))
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a session ended: the exit status and a one-line reason (never the token)."""
@@ -286,4 +305,4 @@ class ShellSession:
             pass
 
 
-__all__ = ['ExitStatus', 'Outcome', 'ShellSession']
+__all__ = ['EXIT_MEANINGS', 'exit_statuses', 'ExitStatus', 'Outcome', 'ShellSession']

@@ -595,7 +595,7 @@ class Emulator:
         return frame
 
     async def _shell_stream(self, conn: _Connection, robot: SimRobot) -> None:
-        """A PTY running the emulator's confined shell (robot_shell.py), never the host's."""
+        """Serve a PTY running the emulator's confined shell (robot_shell.py), never the host's."""
         sent = [0]
         loop = asyncio.get_running_loop()
         shell = RobotShell(robot.name, loop.time())
