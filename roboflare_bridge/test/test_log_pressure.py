@@ -24,7 +24,7 @@ from roboflare_bridge.upstream.pressure import (
 )
 from roboflare_bridge.upstream.rosout import RosoutRecord
 from roboflare_bridge.upstream.spool import Spool
-from roboflare_dev.testing import FakeStream
+from roboflare_dev.testing import FakeStream, fill_filesystem, small_filesystem
 from test_logs import log, Writer
 
 MARKER = re.compile(r'dropped (\d+) (\w+) records from (\S+) between (\S+) and (\S+): (.+)')
@@ -291,3 +291,33 @@ def test_markers_and_summaries_are_never_collapsed_or_rate_limited(tmp_path):
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def test_batches_held_in_memory_while_the_disk_refuses_drop_by_level_too(tmp_path):
+    writer = Writer()
+    with small_filesystem(tmp_path / 'fs', 256 << 10) as fs:
+        filler = fill_filesystem(fs)
+
+        async def scenario():
+            forwarder = LogForwarder(asyncio.get_running_loop(),
+                                     Spool(fs / 'spool', 1 << 30, held_limit=96 << 10),
+                                     'info', ['/roboflare_bridge'])
+            for i in range(4000):
+                level = Log.ERROR if i % 100 == 0 else Log.INFO
+                forwarder.on_sample(*writer.publish(log(i, level=level)))
+                if i % 500 == 499:
+                    await asyncio.sleep(0)
+            await forwarder.flush()
+            return forwarder
+        forwarder = run(scenario())
+        spool = forwarder.spool
+        assert spool.error and spool.held_bytes <= 96 << 10
+        records = spooled_records(forwarder)
+        assert accounted(records) == {('talker', 'info'): 3960, ('talker', 'error'): 40}
+        assert any('the disk refuses writes' in r['msg'] for r in records)
+        assert forwarder.diagnostic_values()['dropped_memory_full'] == spool.dropped_records
+        filler.unlink()
+        spool.write_held()  # the disk takes them again, markers and all
+        assert not spool.error and accounted(
+            [r for e in Spool(fs / 'spool', 1 << 30).entries
+             for r in json.loads(e.frame())['records']]) == accounted(records)

@@ -15,6 +15,7 @@
 
 from collections import Counter
 from pathlib import Path
+import re
 import select
 import signal
 import subprocess
@@ -166,7 +167,7 @@ def test_bridge_killed_and_restarted(tmp_path, emulator):
     run_talker_through(tmp_path, emulator, kill_and_restart, count=3000, rate=200.0)
 
 
-def test_full_spool_drops_the_oldest_and_counts_them(ros, tmp_path, emulator):
+def test_full_spool_drops_the_oldest_and_says_so_upstream(ros, tmp_path, emulator):
     emulator.faults.refuse_handshakes = 503  # nothing is acknowledged for now
     bridge = start_bridge(tmp_path, emulator, spool_max_bytes=65536)
     talker = start_talker(3000, 1000.0)
@@ -176,13 +177,19 @@ def test_full_spool_drops_the_oldest_and_counts_them(ros, tmp_path, emulator):
                                     lambda v: int(v['spool_dropped_records']) > 0
                                     and int(v['forwarded']) == 3000)
         dropped = int(values['spool_dropped_records'])
+        assert int(values['dropped_spool_full']) == dropped
         emulator.faults.refuse_handshakes = 0
         wait_uploaded(emulator, 3000 - dropped, 60)
         messages = uploaded(emulator)
-        first = int(messages[0].split()[1])
-        assert first == dropped  # the oldest went, the newest arrived, in order
-        assert messages == [f'record {i}' for i in range(dropped, 3000)]
-        assert 'spool full' in bridge.log() and 'dropped the' in bridge.log()
+        assert messages == [f'record {i}' for i in range(dropped, 3000)]  # the newest, in order
+        # The oldest went, and a marker before the rest says which, in their place.
+        markers = [r['msg'] for r in emulator.world.uploaded_logs[ROBOT]
+                   if r['logger'] == 'roboflare_bridge']
+        assert len(markers) == 1 and re.fullmatch(
+            rf'dropped {dropped} info records from /talker between \S+Z and \S+Z: spool full '
+            r'\(spool_max_bytes\)', markers[0]), markers
+        assert emulator.world.uploaded_logs[ROBOT][0]['logger'] == 'roboflare_bridge'
+        assert 'spool full' in bridge.log() and 'markers forwarded in their place' in bridge.log()
     finally:
         stop_process(talker)
         assert bridge.stop() == 0

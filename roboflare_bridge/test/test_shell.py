@@ -80,7 +80,7 @@ def set_window_size(fd, cols, rows):
 class PtyClient:
     """The client on a pseudo-terminal of its own (its controlling terminal), as a user runs it."""
 
-    def __init__(self, emulator, *args, cols=100, rows=30):
+    def __init__(self, emulator, *args, cols=100, rows=30, stdout=None):
         self.master, self.slave = os.openpty()
         set_window_size(self.slave, cols, rows)
         self.mode_before = termios.tcgetattr(self.slave)
@@ -89,7 +89,8 @@ class PtyClient:
         def take_terminal():  # in the child, after setsid: the slave becomes its terminal
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         self.proc = subprocess.Popen(
-            CLIENT + list(args), stdin=self.slave, stdout=self.slave, stderr=self.slave,
+            CLIENT + list(args), stdin=self.slave, stdout=stdout or self.slave,
+            stderr=stdout or self.slave,
             env=client_env(emulator), start_new_session=True, preexec_fn=take_terminal)
 
     def keys(self, text):
@@ -125,6 +126,11 @@ class PtyClient:
     def mode(self):
         return termios.tcgetattr(self.slave)
 
+    def wait_raw(self):
+        """Wait until the client has put its terminal in raw mode (just after connecting)."""
+        wait_until_true(lambda: self.mode() != self.mode_before, 10, 'raw mode')
+        return self.mode()
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -154,9 +160,9 @@ def assert_no_token(emulator, *texts):
 def test_typing_resizing_and_leaving_by_the_escape(emulator, pty_client):
     client = pty_client('robot-1')  # a name, resolved through the API
     client.read_until('robot@robot-1:~$ ')
-    assert 'Escape to leave: ~.' in client.output.decode()
-    raw = client.mode()
-    assert raw != client.mode_before and not raw[3] & termios.ECHO  # raw: the robot echoes
+    raw = client.wait_raw()
+    assert not raw[3] & termios.ECHO and not raw[3] & termios.ICANON  # the robot echoes
+    client.read_until('Escape to leave: ~.')
     cmdline = open(f'/proc/{client.proc.pid}/cmdline', 'rb').read()
     assert_no_token(emulator, cmdline)
     # Keystrokes go up as typed; the PTY's echo and output come down.
@@ -195,7 +201,7 @@ def test_the_remote_exit_ends_the_client_with_its_status(emulator, pty_client):
 def test_a_dropped_connection_restores_the_terminal(emulator, pty_client):
     client = pty_client('rbt_0001')
     client.read_until('$ ')
-    assert client.mode() != client.mode_before
+    client.wait_raw()
     emulator.control('POST', '/_emulator/drop-streams')
     assert client.wait() == 253
     assert client.mode() == client.mode_before
@@ -210,6 +216,16 @@ def test_a_signal_to_the_client_restores_the_terminal(emulator, pty_client, sign
     assert client.wait() == status
     assert client.mode() == client.mode_before
     assert f'{signal.Signals(signum).name} received'.encode() in client.output
+
+
+def test_with_stdout_not_a_terminal_the_terminal_is_left_alone(emulator, pty_client):
+    client = pty_client('rbt_0001', stdout=subprocess.PIPE)  # `shell rbt_0001 | tee log`
+    wait_until_true(lambda: len(emulator.emulator.shell_sessions) == 1, 10, 'a session')
+    assert client.mode() == client.mode_before
+    client.keys('echo lines\rexit 5\r')  # cooked: the local terminal sends whole lines
+    assert client.wait() == 5
+    assert client.mode() == client.mode_before
+    assert b'lines\n' in client.proc.stdout.read()
 
 
 def run_client(emulator, *args, token=None, stdin=subprocess.DEVNULL, timeout=30, **kwargs):

@@ -14,9 +14,9 @@
 """
 The local terminal: raw mode while a session runs, its window size, and restoring it.
 
-Only a terminal is touched: with stdin not a terminal nothing is changed, so the client works
-in scripts and pipes. The mode is restored by :meth:`Terminal.restore`, which the client calls
-on every exit path (idempotent), and the saved mode is applied with ``TCSAFLUSH`` as ssh does.
+Only a terminal is touched: with stdin or stdout not a terminal nothing is changed, so the
+client works in scripts and pipes. The mode is restored by :meth:`Terminal.restore`, which
+the client calls on every exit path (idempotent), with ``TCSAFLUSH`` as ssh does.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ class Terminal:
     def __init__(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
         self.stdin_fd = stdin_fd
         self.stdout_fd = stdout_fd
-        self.interactive = os.isatty(stdin_fd)
         self.output_is_terminal = os.isatty(stdout_fd)
+        # Raw mode only with both ends on a terminal: `shell robot | tee log` types lines.
+        self.interactive = os.isatty(stdin_fd) and self.output_is_terminal
         self._saved: Optional[List[Any]] = None
 
     def enter_raw_mode(self) -> None:
