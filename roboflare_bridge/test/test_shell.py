@@ -162,7 +162,7 @@ def test_typing_resizing_and_leaving_by_the_escape(emulator, pty_client):
     client.read_until('robot@robot-1:~$ ')
     raw = client.wait_raw()
     assert not raw[3] & termios.ECHO and not raw[3] & termios.ICANON  # the robot echoes
-    client.read_until('Escape to leave: ~.')
+    client.read_until('to leave, type ~. at the start of a line')
     cmdline = open(f'/proc/{client.proc.pid}/cmdline', 'rb').read()
     assert_no_token(emulator, cmdline)
     # Keystrokes go up as typed; the PTY's echo and output come down.

@@ -123,42 +123,18 @@ class ShellSession:
         """Connect, join the stream to the terminal, and return how it ended."""
         loop = asyncio.get_running_loop()
         self._outcome = loop.create_future()
-        try:
-            connection = await open_connection(
-                f'{self.url}?token={self._token.reveal()}', self._on_message,
-                compression=True, max_size=MAX_SHELL_FRAME_BYTES,
-                open_timeout_s=self._connect_timeout_s)
-        except InvalidHandshake as exc:
-            return self._refused(handshake_status(exc), exc)
-        except (OSError, asyncio.TimeoutError) as exc:
-            detail = self._token.scrub(str(exc)) or type(exc).__name__
-            return Outcome(ExitStatus.CONNECTION, f'cannot connect to {self.url}: {detail}')
-        self._connection = connection
-        if self.terminal.interactive and self._command is None:
-            escape = f'{self._escape}.' if self._escape else 'none (--escape none)'
-            self._to_stderr(f'Connected to {self.robot}. Escape to leave: {escape} at the '
-                            'start of a line.\r\n')
-            self.terminal.enter_raw_mode()
-        self._start(self._send_outgoing(connection))
-        self._send_window_size()
-        if self._line is not None:
-            self._outgoing.put_nowait(self._line + b'\r')
-        else:
-            self._read_stdin(loop)
+        # Signals and the timeout end the session from the start, connecting included.
         for signum, status in ((signal.SIGINT, ExitStatus.INTERRUPTED),
                                (signal.SIGTERM, ExitStatus.TERMINATED)):
             loop.add_signal_handler(signum, self._end, Outcome(
                 status, f'{signal.Signals(signum).name} received: left the shell on '
                 f'{self.robot}'))
-        loop.add_signal_handler(signal.SIGWINCH, self._send_window_size)
         timer = None
         if self._timeout_s is not None:
             timer = loop.call_later(self._timeout_s, self._end, Outcome(
                 ExitStatus.TIMEOUT, f'timed out after {self._timeout_s:g} s'))
-        closed: 'asyncio.Future[Any]' = asyncio.ensure_future(connection.wait_closed())
-        outcome: 'asyncio.Future[Any]' = self._outcome
         try:
-            await asyncio.wait({closed, outcome}, return_when=asyncio.FIRST_COMPLETED)
+            return await self._connected_session(loop)
         finally:
             if timer is not None:
                 timer.cancel()
@@ -167,7 +143,41 @@ class ShellSession:
             self._stop_reading_stdin(loop)
             for task in self._tasks:
                 task.cancel()
-        if self._outcome.done():
+
+    async def _connected_session(self, loop: asyncio.AbstractEventLoop) -> Outcome:
+        assert self._outcome is not None
+        if self.terminal.interactive and self._command is None:
+            escape = f'{self._escape}.' if self._escape else 'none (--escape none)'
+            self._to_stderr(f'Connecting to {self.robot}; to leave, type {escape} at the start '
+                            'of a line.\r\n')
+            self.terminal.enter_raw_mode()  # keystrokes typed meanwhile wait in the terminal
+        opening = asyncio.ensure_future(open_connection(
+            f'{self.url}?token={self._token.reveal()}', self._on_message,
+            compression=True, max_size=MAX_SHELL_FRAME_BYTES,
+            open_timeout_s=self._connect_timeout_s))
+        outcome: 'asyncio.Future[Any]' = self._outcome
+        await asyncio.wait({opening, outcome}, return_when=asyncio.FIRST_COMPLETED)
+        if not opening.done():
+            opening.cancel()
+            return self._outcome.result()
+        try:
+            connection = opening.result()
+        except InvalidHandshake as exc:
+            return self._refused(handshake_status(exc), exc)
+        except (OSError, asyncio.TimeoutError) as exc:
+            detail = self._token.scrub(str(exc)) or type(exc).__name__
+            return Outcome(ExitStatus.CONNECTION, f'cannot connect to {self.url}: {detail}')
+        self._connection = connection
+        self._start(self._send_outgoing(connection))
+        self._send_window_size()
+        loop.add_signal_handler(signal.SIGWINCH, self._send_window_size)
+        if self._line is not None:
+            self._outgoing.put_nowait(self._line + b'\r')
+        else:
+            self._read_stdin(loop)
+        closed: 'asyncio.Future[Any]' = asyncio.ensure_future(connection.wait_closed())
+        await asyncio.wait({closed, outcome}, return_when=asyncio.FIRST_COMPLETED)
+        if outcome.done():
             if not closed.done():
                 try:
                     await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_S)
@@ -232,7 +242,7 @@ class ShellSession:
                              name='shell-stdin').start()
 
     def _stop_reading_stdin(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._command is None:
+        if self._command is None and self._connection is not None:
             try:
                 loop.remove_reader(self.terminal.stdin_fd)
             except ValueError:
