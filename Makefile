@@ -16,7 +16,10 @@ BENCH_ARGS ?=
 # DDS stays on this machine (no multicast out of the network interface), on a domain of its
 # own per run unless the caller chose one.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
-export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 100 + 100 )))
+export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 90 + 100 )))
+# The bridge's tests mostly wait on sockets and processes: two pytest-xdist workers (each on
+# a DDS domain of its own, ROS_DOMAIN_ID + 40 x worker), a test module per worker at a time.
+TEST_WORKERS ?= 2
 
 .PHONY: setup test demo bench lint clean
 setup:
@@ -26,7 +29,8 @@ test: setup
 	@echo "==> tests on ROS 2 $(DISTRO) (ROS_DOMAIN_ID=$$ROS_DOMAIN_ID)"
 	@status=0; \
 	(cd roboflare_dev && ../$(PY) -m pytest $(PYTEST_ARGS)) || status=$$?; \
-	(cd roboflare_bridge && ../$(PY) -m pytest $(PYTEST_ARGS)) || status=$$?; \
+	(cd roboflare_bridge && ../$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile \
+	  $(PYTEST_ARGS)) || status=$$?; \
 	exit $$status
 
 demo: setup

@@ -174,21 +174,25 @@ def make_forwarder(tmp_path, loop, max_bytes, **kwargs):
                         **kwargs)
 
 
+async def log_with_errors(forwarder, count, error_every, every_batch=500):
+    """Log ``count`` records "record <i>", each ``error_every``-th an error, in batches."""
+    writer = Writer()
+    for i in range(count):
+        level = Log.ERROR if i % error_every == error_every - 1 else Log.INFO
+        forwarder.on_sample(*writer.publish(log(i, level=level)))
+        if i % every_batch == every_batch - 1:
+            await asyncio.sleep(0)  # the loop drains the inbox into batches
+    await forwarder.flush()
+
+
 def spooled_records(forwarder):
     return [r for e in forwarder.spool.entries for r in json.loads(e.frame())['records']]
 
 
 def test_a_full_spool_drops_info_before_errors_and_says_so(tmp_path):
-    writer = Writer()
-
     async def scenario():
         forwarder = make_forwarder(tmp_path, asyncio.get_running_loop(), 128 << 10)
-        for i in range(6000):
-            level = Log.ERROR if i % 100 == 99 else Log.INFO
-            forwarder.on_sample(*writer.publish(log(i, level=level, msg=f'record {i}')))
-            if i % 500 == 499:
-                await asyncio.sleep(0)
-        await forwarder.flush()
+        await log_with_errors(forwarder, 6000, 100)
         return forwarder
     forwarder = run(scenario())
     records = spooled_records(forwarder)
@@ -228,18 +232,11 @@ def test_rewritten_batches_add_up_whichever_version_the_server_stored(tmp_path):
     # A server that stores the first version of each batch id it sees and acknowledges
     # nothing, until the end: the bridge rewrites batches it already sent (same id), and
     # whichever version got stored, records and markers add up exactly.
-    writer = Writer()
-
     async def scenario():
         forwarder = make_forwarder(tmp_path, asyncio.get_running_loop(), 96 << 10)
         stream = FakeStream()
         await forwarder.on_connect(stream)
-        for i in range(8000):
-            level = Log.ERROR if i % 200 == 0 else Log.INFO
-            forwarder.on_sample(*writer.publish(log(i, level=level)))
-            if i % 250 == 0:
-                await asyncio.sleep(0)
-        await forwarder.flush()
+        await log_with_errors(forwarder, 8000, 200, every_batch=250)
         forwarder.on_disconnect(stream)
         final = FakeStream()
         await forwarder.on_connect(final)
@@ -294,7 +291,6 @@ def run(coro):
 
 
 def test_batches_held_in_memory_while_the_disk_refuses_drop_by_level_too(tmp_path):
-    writer = Writer()
     with small_filesystem(tmp_path / 'fs', 256 << 10) as fs:
         filler = fill_filesystem(fs)
 
@@ -302,12 +298,7 @@ def test_batches_held_in_memory_while_the_disk_refuses_drop_by_level_too(tmp_pat
             forwarder = LogForwarder(asyncio.get_running_loop(),
                                      Spool(fs / 'spool', 1 << 30, held_limit=96 << 10),
                                      'info', ['/roboflare_bridge'])
-            for i in range(4000):
-                level = Log.ERROR if i % 100 == 0 else Log.INFO
-                forwarder.on_sample(*writer.publish(log(i, level=level)))
-                if i % 500 == 499:
-                    await asyncio.sleep(0)
-            await forwarder.flush()
+            await log_with_errors(forwarder, 4000, 100)
             return forwarder
         forwarder = run(scenario())
         spool = forwarder.spool

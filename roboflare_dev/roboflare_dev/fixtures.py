@@ -24,7 +24,18 @@ import sys
 
 # Before rclpy is imported anywhere: keep discovery on this machine (the README (DDS on loopback)).
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 100 + 100))
+os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 90 + 100))
+# pytest-xdist's workers each get a domain of their own, XDIST_DOMAIN_STRIDE apart (once: a
+# pytest a test starts inherits the worker's variables), so their graphs never meet.
+XDIST_DOMAIN_STRIDE = 40
+MAX_DOMAIN_ID = 232  # the highest Fast DDS maps to ports with its default settings
+_worker = os.environ.get('PYTEST_XDIST_WORKER', '')
+if _worker.startswith('gw') and not os.environ.get('ROBOFLARE_WORKER_DOMAIN'):
+    _domain = int(os.environ['ROS_DOMAIN_ID']) + XDIST_DOMAIN_STRIDE * int(_worker[2:])
+    if _domain > MAX_DOMAIN_ID:
+        raise RuntimeError(f'ROS_DOMAIN_ID {_domain} for xdist worker {_worker} is past '
+                           f'{MAX_DOMAIN_ID}: start from a lower ROS_DOMAIN_ID')
+    os.environ['ROS_DOMAIN_ID'] = os.environ['ROBOFLARE_WORKER_DOMAIN'] = str(_domain)
 # In a PyPI venv the ROS prefix is the venv itself (a sourced ROS install sets this).
 os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
 # A shell without job control starts background commands with SIGINT ignored, and children
