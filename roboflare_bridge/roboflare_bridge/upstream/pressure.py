@@ -42,6 +42,7 @@ from .rosout import level_name, rfc3339_ns, RosoutRecord
 from ..common import jsonutil
 
 LEVEL_ORDER = 'diwef'  # a full spool drops debug first, fatal last
+LEVEL_NAME_OF = {name[0]: name for name in ('debug', 'info', 'warn', 'error', 'fatal')}
 MARKER = 'm'
 MARKER_LOGGER = 'roboflare_bridge'
 SPOOL_FULL = 'spool full (spool_max_bytes)'
@@ -115,9 +116,6 @@ class BatchLayout:
     weights: Dict[int, int] = field(default_factory=dict)  # repeat summaries: index -> count
     losses: Dict[int, Loss] = field(default_factory=dict)  # markers: index -> what they say
 
-    def count(self, level: str) -> int:
-        return self.levels.count(level)
-
     def to_header(self) -> Dict[str, Any]:
         return {'levels': self.levels,
                 'weights': {str(i): n for i, n in self.weights.items()},
@@ -131,10 +129,6 @@ class BatchLayout:
             return None
         return cls(levels, {int(i): int(n) for i, n in header.get('weights', {}).items()},
                    {int(i): Loss.from_list(v) for i, v in header.get('losses', {}).items()})
-
-    def weight(self, index: int) -> int:
-        loss = self.losses.get(index)
-        return loss.count if loss is not None else self.weights.get(index, 1)
 
 
 @dataclass
@@ -208,9 +202,6 @@ def _rebuild(batches: Sequence[Batch], drop_level: str = '',
     for position, loss in losses.items():
         records[position] = loss.record()
     return Batch(records, BatchLayout(''.join(levels), weights, losses)), list(dropped.values())
-
-
-LEVEL_NAME_OF = {name[0]: name for name in ('debug', 'info', 'warn', 'error', 'fatal')}
 
 
 # -- floods --------------------------------------------------------------------------------
