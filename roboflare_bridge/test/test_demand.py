@@ -78,14 +78,20 @@ def mirror_on_demand(factory):
                        throttle_ms={'/scan': 200}, on_demand=True, linger_s=LINGER_S)
 
 
+async def listed_mirror():
+    """Return an on-demand mirror whose stream is up and has listed LISTING."""
+    factory, publishers = fake_publishers()
+    mirror = mirror_on_demand(factory)
+    stream = FakeStream()
+    await mirror.on_connect(stream)
+    mirror.on_frame(LISTING)
+    await settle()
+    return mirror, stream, publishers
+
+
 def test_every_listed_topic_is_advertised_at_once_and_only_latched_ones_stream():
     async def scenario():
-        factory, publishers = fake_publishers()
-        mirror = mirror_on_demand(factory)
-        stream = FakeStream()
-        await mirror.on_connect(stream)
-        mirror.on_frame(LISTING)
-        await settle()
+        mirror, stream, publishers = await listed_mirror()
         mirror.stop()
         return stream.sent, publishers, mirror.stats
     sent, publishers, stats = run_in_virtual_time(scenario())
@@ -215,12 +221,7 @@ def test_where_rclpy_has_no_matched_events_a_poll_finds_subscribers(monkeypatch)
 
 def test_a_subscription_made_while_the_stream_is_down_is_sent_once_it_is_back():
     async def scenario():
-        factory, publishers = fake_publishers()
-        mirror = mirror_on_demand(factory)
-        stream = FakeStream()
-        await mirror.on_connect(stream)
-        mirror.on_frame(LISTING)
-        await settle()
+        mirror, stream, publishers = await listed_mirror()
         mirror.on_disconnect(stream)
         publishers['/roboflare/robot_1/odom'].match(1)  # while reconnecting
         await settle()
