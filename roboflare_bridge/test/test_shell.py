@@ -26,7 +26,9 @@ import time
 
 import pytest
 from roboflare_bridge.shell.escape import Action, EscapeScanner
-from roboflare_bridge.shell.session import exit_statuses
+from roboflare_bridge.shell.session import exit_statuses, ShellSession
+from roboflare_bridge.shell.terminal import Terminal
+from roboflare_bridge.transport.credentials import Token
 from roboflare_bridge.transport.wire import encode_resize, shell_exit_status
 from roboflare_dev.testing import EmulatorThread, wait_until_true
 
@@ -226,6 +228,43 @@ def test_with_stdout_not_a_terminal_the_terminal_is_left_alone(emulator, pty_cli
     assert client.wait() == 5
     assert client.mode() == client.mode_before
     assert b'lines\n' in client.proc.stdout.read()
+
+
+def test_an_oversized_output_frame_ends_the_session_named_and_the_terminal_restored(
+        emulator, pty_client):
+    client = pty_client('rbt_0001')
+    client.read_until('$ ')
+    client.wait_raw()
+    # A text frame from the server is ignored; a binary frame past 1 MiB ends the session.
+    emulator.control('POST', '/_emulator/robots/rbt_0001/shell/ws/inject',
+                     {'frames': ['{"type": "ignored"}'], 'jpeg_like_bytes': [2 << 20]})
+    assert client.wait() == 253
+    assert client.mode() == client.mode_before
+    assert b'connection closed' in client.output and b'{"type"' not in client.output
+    assert len(client.output) < 64 << 10  # nothing of the oversized frame was shown
+
+
+def test_an_offline_robot_is_said_and_ends_the_client(emulator):
+    emulator.control('POST', '/_emulator/robots/rbt_0002', {'status': 'offline'})
+    offline = run_client(emulator, 'rbt_0002', '--', 'hostname')
+    assert offline.returncode == 253 and b'HTTP 503' in offline.stderr
+
+
+def test_output_held_for_a_command_echo_that_never_comes_is_bounded():
+    reader, writer = os.pipe()
+    fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 1 << 20)  # room for all of it: nobody reads yet
+    try:
+        terminal = Terminal(stdin_fd=reader, stdout_fd=writer)
+        session = ShellSession(terminal, 'ws://127.0.0.1:9/x', Token('rf_org_00'), 'r',
+                               command='ls')
+        session._on_message(b'p' * 1000)  # a banner: held, waiting for the echo
+        assert not select.select([reader], [], [], 0)[0]
+        session._on_message(b'q' * (64 << 10))  # past the search's bound: shown as it is
+        shown = os.read(reader, 1 << 20)
+        assert shown == b'p' * 1000 + b'q' * (64 << 10)
+    finally:
+        os.close(reader)
+        os.close(writer)
 
 
 def run_client(emulator, *args, token=None, stdin=subprocess.DEVNULL, timeout=30, **kwargs):

@@ -200,8 +200,11 @@ class ShellSession:
 
     def _closed_outcome(self, connection: WebSocketConnection) -> Outcome:
         closed = connection.close_exc
-        if connection.refused is not None:
-            return Outcome(ExitStatus.CONNECTION, f'connection closed: {connection.refused}')
+        if connection.refused is not None or (closed.sent is not None
+                                              and closed.sent.code == 1009):
+            refused = connection.refused
+            detail = refused.detail if refused else f'a frame over {MAX_SHELL_FRAME_BYTES} bytes'
+            return Outcome(ExitStatus.CONNECTION, f'connection closed (1009): {detail}')
         received = closed.rcvd
         if received is not None and received.code == 1000:
             status = shell_exit_status(received.code, received.reason)
