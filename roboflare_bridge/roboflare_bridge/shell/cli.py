@@ -32,7 +32,7 @@ from .session import exit_statuses, ExitStatus, Outcome, ShellSession
 from .terminal import Terminal
 from ..control.api_client import ApiClient
 from ..control.resources import ApiError
-from ..fleet.selection import matches
+from ..fleet.selection import GLOB_CHARACTERS, matches
 from ..transport.credentials import (
     check_base_url, Credentials, CredentialsError, DEFAULT_BASE_URL, resolve_credentials,
 )
@@ -71,8 +71,9 @@ async def resolve_robot(credentials: Credentials, wanted: str) -> Tuple[str, str
         robots = await api.list_robots()
     if any(robot.id == wanted for robot in robots):
         return wanted, wanted
-    named = [robot for robot in robots if robot.name == wanted
-             or (not set('*?[') & set(wanted) and matches(wanted, robot))]
+    if GLOB_CHARACTERS & set(wanted):
+        raise LookupError(f'{wanted!r} is a glob: give one robot id or name')
+    named = [robot for robot in robots if matches(wanted, robot)]
     if len(named) == 1:
         return named[0].id, f'{named[0].name} ({named[0].id})'
     if not named:

@@ -41,7 +41,7 @@ from websockets.exceptions import InvalidHandshake
 from .escape import Action, EscapeScanner, help_text
 from .terminal import Terminal
 from ..transport.credentials import Token
-from ..transport.streams import handshake_status
+from ..transport.streams import handshake_status, sent_close_code
 from ..transport.websocket import Message, open_connection, WebSocketConnection
 from ..transport.wire import encode_resize, MAX_SHELL_FRAME_BYTES, shell_exit_status
 
@@ -200,8 +200,7 @@ class ShellSession:
 
     def _closed_outcome(self, connection: WebSocketConnection) -> Outcome:
         closed = connection.close_exc
-        if connection.refused is not None or (closed.sent is not None
-                                              and closed.sent.code == 1009):
+        if connection.refused is not None or sent_close_code(closed) == 1009:
             refused = connection.refused
             detail = refused.detail if refused else f'a frame over {MAX_SHELL_FRAME_BYTES} bytes'
             return Outcome(ExitStatus.CONNECTION, f'connection closed (1009): {detail}')

@@ -107,7 +107,7 @@ def handshake_status(exc: BaseException) -> Optional[int]:
     return status if isinstance(status, int) else None
 
 
-def _close_code(exc: ConnectionClosed) -> Optional[int]:
+def sent_close_code(exc: ConnectionClosed) -> Optional[int]:
     """Return the close code we sent, for both websockets APIs."""
     sent = getattr(exc, 'sent', None)  # websockets >= 10: the Close frame we sent
     return getattr(sent, 'code', None)
@@ -255,7 +255,7 @@ class StreamClient:
             self._record_error(connection.failure)
             return
         closed = connection.close_exc
-        if _close_code(closed) == 1009:  # we closed it: a message broke one of our bounds
+        if sent_close_code(closed) == 1009:  # we closed it: a message broke one of our bounds
             self._refuse(connection.refused or Refusal(
                 'message size', f'a frame exceeded {self._frame_limit}'))
             return
@@ -373,5 +373,5 @@ def open_stream(spec: StreamSpec, base_url: str, robot_id: str, token: Token,
                         gate=spec.gate, **options)
 
 
-__all__ = ['Frame', 'Gate', 'handshake_status', 'open_stream', 'StreamClient', 'StreamConsumer',
-           'StreamSpec', 'StreamStats', 'websocket_url']
+__all__ = ['Frame', 'Gate', 'handshake_status', 'open_stream', 'sent_close_code', 'StreamClient',
+           'StreamConsumer', 'StreamSpec', 'StreamStats', 'websocket_url']
